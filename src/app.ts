@@ -1,0 +1,409 @@
+// The one place where capabilities are wired together and typed errors become HTTP answers.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { AdminProvider, CredentialChain, type CredentialProvider } from './auth/index.ts';
+import type { Config } from './config/index.ts';
+import {
+  BadRequest,
+  Forbidden,
+  GatewayError,
+  InvalidToken,
+  MethodNotAllowed,
+  PayloadTooLarge,
+  RevocationUnavailable,
+  RouteNotFound,
+  StoreUnavailable,
+  UnsupportedMediaType,
+  type ErrorBody,
+} from './errors.ts';
+import { auditTo, type AuditSink, type Logger } from './observability/index.ts';
+import {
+  authorize,
+  compileRoutes,
+  matchRoute,
+  normalizeTarget,
+  resolveRole,
+  ML_SERVER_ROUTES,
+  type Role,
+  type RouteRule,
+} from './policy/index.ts';
+import { Upstream } from './proxy/index.ts';
+import { MemoryTokenStore, type IdentitySnapshot, type TokenStore } from './store/index.ts';
+import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
+
+type Env = {
+  Bindings: { incoming: IncomingMessage; outgoing: ServerResponse };
+  Variables: { requestId: string; path: string; search: string };
+};
+
+export interface Gateway {
+  app: Hono<Env>;
+  config: Config;
+  store: TokenStore;
+  keys: KeyRing;
+  access: AccessTokens;
+  assertions: AssertionMinter;
+  view: RevocationView;
+  sessions: SessionService;
+  upstream: Upstream;
+  routes: readonly RouteRule[];
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger: Logger;
+  /** Dev mode: a key generated at start. Production passes none and loads config.tokens.signingKeys. */
+  keys?: KeyRing;
+  store?: TokenStore;
+  /** Extra credential providers (tests); admin is built from config. */
+  providers?: CredentialProvider[];
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+const ROLE_NAMES: readonly Role[] = ['Owner', 'Contributor', 'Reader'];
+
+export async function createGateway(config: Config, opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.logger;
+  const audit: AuditSink = auditTo(log);
+  const keys =
+    opts.keys ??
+    (config.tokens.signingKeys.length > 0
+      ? await KeyRing.fromFiles(config.tokens.algorithm, config.tokens.signingKeys)
+      : await KeyRing.generate(config.tokens.algorithm));
+  const accessTtlMs = config.tokens.accessTokenTtlSeconds * 1000;
+  const skewMs = config.tokens.clockToleranceSeconds * 1000;
+  const store = opts.store ?? new MemoryTokenStore({ revocationTtlMs: accessTtlMs + skewMs });
+
+  const view = new RevocationView(config.revocation.maxStalenessSeconds * 1000);
+  const unsubscribeRevocations = store.onRevocation((e) => view.apply(e));
+  const unsubscribeFeed = store.onFeedState((live) => {
+    if (live) {
+      // Reload on every (re)connect: events sent while the feed was down are not replayed.
+      store.listRevocations(Date.now()).then(
+        (entries) => {
+          view.load(entries, Date.now());
+          view.setLive(true, Date.now());
+        },
+        (err: unknown) => log.warn({ err: String(err) }, 'revocation reload failed'),
+      );
+    } else {
+      view.setLive(false, Date.now());
+    }
+  });
+  view.load(await store.listRevocations(Date.now()), Date.now());
+
+  const access = new AccessTokens(keys, {
+    issuer: config.tokens.issuer,
+    audience: config.tokens.audience,
+    ttlSeconds: config.tokens.accessTokenTtlSeconds,
+    clockToleranceSeconds: config.tokens.clockToleranceSeconds,
+    cacheSize: config.tokens.verifiedCacheSize,
+  });
+  const assertions = new AssertionMinter(keys, {
+    issuer: config.tokens.issuer,
+    audience: config.upstream.assertionAudience,
+    ttlSeconds: config.upstream.assertionTtlSeconds,
+  });
+
+  const providers: CredentialProvider[] = [];
+  for (const name of config.auth.providers) {
+    if (name === 'admin' && config.auth.admin.enabled) {
+      const a = config.auth.admin;
+      const passwordHash = a.passwordHash ?? (a.passwordHashFile ? readFileSync(a.passwordHashFile, 'utf8').trim() : undefined);
+      if (!passwordHash) throw new Error('auth.admin.enabled needs auth.admin.passwordHash or auth.admin.passwordHashFile');
+      providers.push(new AdminProvider({ username: a.username, passwordHash }));
+    }
+  }
+  providers.push(...(opts.providers ?? []));
+  const credentials = new CredentialChain(providers, { maxConcurrent: config.auth.maxConcurrentPasswordChecks });
+
+  const roleMapping = config.auth.roles;
+  const rolesOf = (identity: IdentitySnapshot): string[] => {
+    // The local admin is Owner (configure-roles.md); everyone else by group mapping and the implicit-role table.
+    const role = identity.provider === 'admin' ? 'Owner' : resolveRole(identity.groups, roleMapping);
+    if (!role) throw new Forbidden('Your account has no Machine Learning Server role.', 'no_role');
+    return [role];
+  };
+
+  const graceKey = config.tokens.graceKeyFile
+    ? Buffer.from(readFileSync(config.tokens.graceKeyFile, 'utf8').trim(), 'base64')
+    : randomBytes(32);
+  const sessions = new SessionService(
+    store,
+    access,
+    {
+      refreshIdleTtlSeconds: config.tokens.refreshIdleTtlSeconds,
+      refreshMaxLifetimeSeconds: config.tokens.refreshMaxLifetimeSeconds,
+      reuseGraceSeconds: config.tokens.reuseGraceSeconds,
+      graceKey,
+    },
+    { rolesOf, revalidate: (identity) => credentials.revalidate(identity), audit },
+  );
+
+  const u = config.upstream;
+  const upstream = new Upstream(
+    {
+      url: u.url,
+      servername: u.servername,
+      ca: readFileSync(u.caFile),
+      cert: readFileSync(u.clientCertFile),
+      key: readFileSync(u.clientKeyFile),
+      identity: u.identity,
+      connectTimeoutMs: u.connectTimeoutMs,
+      responseTimeoutMs: u.responseTimeoutMs,
+      maxSockets: u.maxSockets,
+      idleSocketTimeoutMs: u.idleSocketTimeoutMs,
+      bodyLimitBytes: u.bodyLimitBytes,
+    },
+    log,
+  );
+
+  const routes = compileRoutes(
+    config.policy.extraRoutes.map((r) => ({ ...r, roles: r.roles as Role[] })),
+    ML_SERVER_ROUTES,
+  );
+
+  // Housekeeping off the hot path: expired cache and view entries.
+  const pruner = setInterval(() => {
+    const now = Date.now();
+    access.prune(now);
+    view.prune(now);
+  }, 60_000);
+  pruner.unref();
+
+  const app = new Hono<Env>();
+
+  app.onError((err, c) => errorResponse(err, c, log));
+  app.notFound((c) => errorResponse(new RouteNotFound(), c, log));
+
+  // Every request: an id, and the raw request-target checked once; the checked path is what routes and forwards.
+  app.use('*', async (c, next) => {
+    const incoming = c.env.incoming;
+    const claimed = incoming.headers['x-request-id'];
+    const requestId = typeof claimed === 'string' && REQUEST_ID.test(claimed) ? claimed : randomUUID();
+    c.set('requestId', requestId);
+    const target = normalizeTarget(incoming.url ?? '');
+    if (!target.ok) throw new BadRequest(`The request path is not allowed (${target.reason}).`, 'invalid_path', incoming.url);
+    c.set('path', target.path);
+    c.set('search', target.search);
+    await next();
+    if (c.res !== RESPONSE_ALREADY_SENT) c.header('X-Request-Id', requestId);
+  });
+
+  const loginBody = bodyLimit({
+    maxSize: config.server.loginBodyLimitBytes,
+    onError: () => {
+      throw new PayloadTooLarge(config.server.loginBodyLimitBytes);
+    },
+  });
+  // Token answers must never be cached by a proxy or browser (RFC 6749 section 5.1).
+  app.use('/login', noStore);
+  app.use('/login/*', noStore);
+  const clientAddress = (c: Context<Env>): string => c.env.incoming.socket.remoteAddress ?? 'unknown';
+
+  app.post('/login', loginBody, async (c) => {
+    const body = await readJsonObject(c);
+    const username = requireString(body, 'username', 256);
+    const password = requireString(body, 'password', 1024);
+    let identity: IdentitySnapshot;
+    try {
+      identity = await credentials.verify(username, password);
+    } catch (err) {
+      if (err instanceof GatewayError && err.status === 401) {
+        audit('login.failed', { user: username, clientAddress: clientAddress(c), reason: err.detail });
+      }
+      throw err;
+    }
+    return c.json(await guardStore(sessions.login(identity, clientAddress(c))));
+  });
+
+  app.post('/login/refreshToken', loginBody, async (c) => {
+    const body = await readJsonObject(c);
+    const refreshToken = requireString(body, 'refreshToken', 512);
+    return c.json(await guardStore(sessions.refresh(refreshToken, clientAddress(c))));
+  });
+
+  app.delete('/login/refreshToken', async (c) => {
+    const token = c.req.query('refreshToken');
+    if (!token) throw new BadRequest('The query parameter refreshToken is required.', 'missing_field');
+    await guardStore(sessions.revoke(token));
+    return c.body(null, 200);
+  });
+
+  app.get('/.well-known/jwks.json', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json(keys.jwks());
+  });
+
+  app.get('/mlgate/health', (c) => c.json({ status: 'ok' }));
+
+  app.get('/mlgate/ready', async (c) => {
+    const checks: Record<string, string> = { keys: 'ok', store: 'ok', revocation: view.isFresh(Date.now()) ? 'ok' : 'stale' };
+    try {
+      await store.ping();
+    } catch {
+      checks.store = 'unavailable';
+    }
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
+  });
+
+  for (const path of ['/login', '/login/refreshToken', '/.well-known/jwks.json', '/mlgate/health', '/mlgate/ready']) {
+    const allow = path === '/login' ? ['POST'] : path === '/login/refreshToken' ? ['POST', 'DELETE'] : ['GET', 'HEAD'];
+    app.all(path, () => {
+      throw new MethodNotAllowed(allow);
+    });
+  }
+  app.all('/mlgate/*', () => {
+    throw new RouteNotFound();
+  });
+
+  // Everything else is an ML Server API call: route, authenticate, authorize, forward.
+  app.all('*', async (c) => {
+    const method = c.req.method;
+    const path = c.get('path');
+    const matched = matchRoute(routes, method, path);
+    if (!matched.ok) {
+      if (matched.status === 405) throw new MethodNotAllowed(matched.allow ?? []);
+      throw new RouteNotFound(`${method} ${path}`);
+    }
+    const { rule, params } = matched.match;
+    const now = Date.now();
+    const token = await authenticate(c.env.incoming.headers.authorization, now);
+    const role = token.roles.find((r): r is Role => (ROLE_NAMES as readonly string[]).includes(r));
+    if (!role) throw new Forbidden('Your account has no Machine Learning Server role.', 'no_role');
+
+    const service = params.name !== undefined && params.version !== undefined ? `${params.name}/${params.version}` : undefined;
+    const owner = rule.ownership && service !== undefined ? await guardStore(store.getOwner(service)) : undefined;
+    const decision = authorize({ subject: token.sub, role }, rule, owner);
+    if (decision.effect === 'deny') {
+      audit('deny', { user: token.sub, role, route: rule.id, method, path, reason: decision.code, requestId: c.get('requestId') });
+      throw new Forbidden(decision.reason, decision.code);
+    }
+
+    const assertion = config.upstream.identity === 'assertion' ? await assertions.forToken(token, now) : undefined;
+    const requestId = c.get('requestId');
+    await upstream.forward(c.env.incoming, c.env.outgoing, {
+      requestId,
+      target: path + c.get('search'),
+      clientAddress: clientAddress(c),
+      assertion,
+      onNodeResponse: (status) => {
+        if (status < 200 || status >= 300 || service === undefined || !rule.records) return;
+        const bookkeeping =
+          rule.records === 'publish'
+            ? store.setOwnerIfAbsent(service, token.sub).then((recorded) =>
+                audit('publish', { user: token.sub, service, owner: recorded, requestId }),
+              )
+            : store.deleteOwner(service).then(() => audit('delete', { user: token.sub, service, requestId }));
+        bookkeeping.catch((err: unknown) => log.error({ err: String(err), service, requestId }, 'ownership bookkeeping failed'));
+      },
+    });
+    return RESPONSE_ALREADY_SENT;
+  });
+
+  async function authenticate(header: string | undefined, now: number): Promise<VerifiedToken> {
+    if (!header) throw new InvalidToken('An access token is required (Authorization: Bearer <token>).', 'missing_token');
+    const space = header.indexOf(' ');
+    if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') {
+      throw new InvalidToken('The Authorization header must use the Bearer scheme.', 'invalid_token');
+    }
+    const token = await access.verify(header.slice(space + 1).trim(), now);
+    if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);
+    if (view.isRevoked(token)) throw new InvalidToken('The access token has been revoked.', 'token_revoked');
+    return token;
+  }
+
+  return {
+    app,
+    config,
+    store,
+    keys,
+    access,
+    assertions,
+    view,
+    sessions,
+    upstream,
+    routes,
+    async close() {
+      clearInterval(pruner);
+      unsubscribeRevocations();
+      unsubscribeFeed();
+      upstream.close();
+      await store.close();
+    },
+  };
+}
+
+async function noStore(c: Context<Env>, next: () => Promise<void>): Promise<void> {
+  await next();
+  c.header('Cache-Control', 'no-store');
+  c.header('Pragma', 'no-cache');
+}
+
+/** Store failures become 503 store_unavailable: never a 401 that tells a valid user their password is wrong. */
+async function guardStore<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    throw new StoreUnavailable(err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function readJsonObject(c: Context<Env>): Promise<Record<string, unknown>> {
+  const type = c.req.header('content-type');
+  if (type !== undefined && !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) throw new UnsupportedMediaType();
+  const text = await c.req.text();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BadRequest('The request body is not valid JSON.', 'malformed_json');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new BadRequest('The request body must be a JSON object.', 'malformed_json');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function requireString(body: Record<string, unknown>, field: string, maxLength: number): string {
+  const v = body[field];
+  if (v === undefined || v === null) throw new BadRequest(`The field "${field}" is required.`, 'missing_field');
+  if (typeof v !== 'string') throw new BadRequest(`The field "${field}" must be a string.`, 'invalid_field');
+  if (v.trim() === '') throw new BadRequest(`The field "${field}" must not be empty.`, 'invalid_field');
+  if (v.length > maxLength) throw new BadRequest(`The field "${field}" is longer than ${maxLength} characters.`, 'invalid_field');
+  return v;
+}
+
+function errorResponse(err: Error, c: Context<Env>, log: Logger): Response {
+  const requestId = c.get('requestId') ?? randomUUID();
+  let status: number;
+  let body: ErrorBody;
+  let headers: Record<string, string> = {};
+  if (err instanceof GatewayError) {
+    status = err.status;
+    body = { error: err.code, message: err.message, requestId };
+    headers = err.headers;
+    const level = status >= 500 ? 'warn' : 'info';
+    log[level]({ requestId, status, code: err.code, detail: err.detail, method: c.req.method }, err.message);
+  } else if (err instanceof HTTPException) {
+    status = err.status;
+    body = { error: 'bad_request', message: err.message || 'Bad request.', requestId };
+  } else {
+    status = 500;
+    body = { error: 'internal_error', message: 'An internal error occurred.', requestId };
+    log.error({ requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'unhandled error');
+  }
+  // The answer already started streaming: nothing sensible can be written any more.
+  if (c.env.outgoing.headersSent) {
+    c.env.outgoing.destroy();
+    return RESPONSE_ALREADY_SENT;
+  }
+  return c.json(body, status as 400, { ...headers, 'X-Request-Id': requestId, 'Cache-Control': 'no-store' });
+}

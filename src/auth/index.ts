@@ -1,0 +1,3 @@
+export type { CredentialProvider, Identity } from './types.ts';
+export { AdminProvider, ADMIN_PROVIDER, hashPassword } from './admin.ts';
+export { CredentialChain } from './login.ts';

@@ -1,0 +1,59 @@
+// Credential checks across providers, with one answer for unknown users and wrong passwords.
+import argon2 from 'argon2';
+import { InvalidCredentials, InvalidRefreshToken, TooManyRequests } from '../errors.ts';
+import type { CredentialProvider, Identity } from './types.ts';
+
+/** Bounds concurrent password checks: each argon2 verify holds 64 MiB and a libuv thread. */
+class Gate {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+  private readonly limit: number;
+  private readonly maxQueue: number;
+  constructor(limit: number, maxQueue: number) {
+    this.limit = limit;
+    this.maxQueue = maxQueue;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) {
+      if (this.waiting.length >= this.maxQueue) throw new TooManyRequests(1);
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class CredentialChain {
+  private readonly providers: readonly CredentialProvider[];
+  private readonly gate: Gate;
+  private dummyHash: Promise<string> | undefined;
+
+  constructor(providers: readonly CredentialProvider[], opts: { maxConcurrent: number }) {
+    this.providers = providers;
+    this.gate = new Gate(opts.maxConcurrent, opts.maxConcurrent * 64);
+  }
+
+  async verify(username: string, password: string, now = Date.now()): Promise<Identity> {
+    return this.gate.run(async () => {
+      for (const p of this.providers) {
+        const identity = await p.verify(username, password, now);
+        if (identity) return identity;
+      }
+      // Unknown user: spend the same work as a wrong password so timing does not tell them apart.
+      this.dummyHash ??= argon2.hash('mlgate-unknown-user', { type: argon2.argon2id });
+      await argon2.verify(await this.dummyHash, password);
+      throw new InvalidCredentials('no provider knows this user');
+    });
+  }
+
+  async revalidate(identity: Identity, now = Date.now()): Promise<Identity> {
+    const p = this.providers.find((x) => x.name === identity.provider);
+    if (!p) throw new InvalidRefreshToken(`provider ${identity.provider} is no longer enabled`);
+    return p.revalidate(identity, now);
+  }
+}

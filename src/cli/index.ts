@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// mlgate CLI: hash-password | check-config | gen-key
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { hashPassword } from '../auth/index.ts';
+import { ConfigError, loadConfig, productionProblems } from '../config/index.ts';
+import { generatePrivateKeyPem, type SigningAlgorithm } from '../tokens/index.ts';
+
+const EXAMPLE_CERTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'certs-example');
+
+const USAGE = `usage: mlgate <command>
+  hash-password            read a password from stdin, print its argon2id hash (auth.admin.passwordHash)
+  check-config <file>      validate a config file (+ MLGATE_* env) as startup would; exit 2 listing every problem
+  gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, arg] = argv;
+  switch (command) {
+    case 'hash-password': {
+      if (process.stdin.isTTY) process.stderr.write('password (then Enter, Ctrl-D): ');
+      const password = await readStdin();
+      if (password.trim() === '') {
+        process.stderr.write('mlgate: refusing an empty password\n');
+        return 2;
+      }
+      process.stdout.write(`${await hashPassword(password)}\n`);
+      return 0;
+    }
+    case 'check-config': {
+      if (!arg) break;
+      try {
+        const config = loadConfig({ file: arg, env: process.env });
+        const problems = productionProblems(config, EXAMPLE_CERTS);
+        if (problems.length > 0) throw new ConfigError(problems);
+        process.stdout.write(`${arg}: ok (mode ${config.mode})\n`);
+        return 0;
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        process.stderr.write(`mlgate: ${err.message}\n`);
+        return 2;
+      }
+    }
+    case 'gen-key': {
+      const alg = (arg ?? 'ES256') as SigningAlgorithm;
+      if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) break;
+      process.stdout.write(await generatePrivateKeyPem(alg));
+      return 0;
+    }
+  }
+  process.stderr.write(`${USAGE}\n`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`mlgate: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

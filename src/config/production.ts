@@ -1,0 +1,52 @@
+// What a production config may not contain: example certificates, generated keys, plain HTTP by accident.
+import { accessSync, constants } from 'node:fs';
+import { fingerprintsIn, isExampleCertificate } from '../tls/index.ts';
+import type { Config } from './schema.ts';
+
+/** Every `...File` key must name a readable file, in any mode. */
+export function fileProblems(value: unknown, path = ''): string[] {
+  if (value === null || typeof value !== 'object') return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const key = path ? `${path}.${k}` : k;
+    if (k.endsWith('File') && typeof v === 'string') {
+      try {
+        accessSync(v, constants.R_OK);
+      } catch {
+        out.push(`${key}: cannot read ${v}`);
+      }
+    } else {
+      out.push(...fileProblems(v, key));
+    }
+  }
+  return out;
+}
+
+export function productionProblems(config: Config, exampleCertDir: string): string[] {
+  const problems: string[] = fileProblems(config);
+  if (config.mode !== 'production') return problems;
+  const examples = fingerprintsIn(exampleCertDir);
+  const refuse = (key: string, file: string | undefined): void => {
+    if (file && isExampleCertificate(file, examples)) {
+      problems.push(`${key}: ${file} is an example certificate from certs-example/; make your own (see certs-example/README.md)`);
+    }
+  };
+  refuse('server.tls.certFile', config.server.tls?.certFile);
+  refuse('upstream.caFile', config.upstream.caFile);
+  refuse('upstream.clientCertFile', config.upstream.clientCertFile);
+  if (config.tokens.signingKeys.length === 0) {
+    problems.push('tokens.signingKeys: production needs signing keys from files (a key generated at start differs per instance and dies with the process)');
+  } else if (!config.tokens.signingKeys.some((k) => k.active)) {
+    problems.push('tokens.signingKeys: no key is active');
+  }
+  if (!config.server.tls && !config.server.allowPlainHttp) {
+    problems.push('server.tls: HTTPS needs certFile and keyFile (or set server.allowPlainHttp: true behind a TLS-terminating load balancer)');
+  }
+  if (config.auth.admin.enabled && !config.auth.admin.passwordHash && !config.auth.admin.passwordHashFile) {
+    problems.push('auth.admin: enabled without passwordHash or passwordHashFile');
+  }
+  if (!config.auth.admin.enabled && config.auth.providers.every((p) => p === 'admin')) {
+    problems.push('auth: no credential provider is enabled (enable auth.admin or configure another provider)');
+  }
+  return problems;
+}

@@ -1,0 +1,1 @@
+export { createLogger, auditTo, REDACT_PATHS, type Logger, type AuditSink } from './logging.ts';

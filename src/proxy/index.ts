@@ -1,0 +1,2 @@
+export { Upstream, classifyUpstreamError, type UpstreamOptions, type ForwardRequest, type ProxyLog } from './upstream.ts';
+export { strippedRequestHeaders } from './headers.ts';

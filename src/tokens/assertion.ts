@@ -1,0 +1,42 @@
+// X-MLGate-Assertion: the user's identity for the node, signed once per (access token, upstream) and reused.
+import { SignJWT } from 'jose';
+import type { VerifiedToken } from './access.ts';
+import type { KeyRing } from './keys.ts';
+
+const RENEW_BEFORE_MS = 10_000;
+
+export class AssertionMinter {
+  private readonly keys: KeyRing;
+  private readonly issuer: string;
+  private readonly audience: string;
+  private readonly ttlSeconds: number;
+  readonly stats = { minted: 0 };
+
+  constructor(keys: KeyRing, opts: { issuer: string; audience: string; ttlSeconds: number }) {
+    this.keys = keys;
+    this.issuer = opts.issuer;
+    this.audience = opts.audience;
+    this.ttlSeconds = opts.ttlSeconds;
+  }
+
+  /** Cached on the verified token: no signature per request while the assertion has >10 s left. */
+  async forToken(t: VerifiedToken, nowMs: number): Promise<string> {
+    const cached = t.assertion;
+    if (cached !== undefined && cached.expMs - RENEW_BEFORE_MS > nowMs) return cached.value;
+    const iat = Math.floor(nowMs / 1000);
+    // Never outlive the access token it stands for.
+    const exp = Math.min(iat + this.ttlSeconds, t.exp);
+    const signer = this.keys.signer;
+    const value = await new SignJWT({ name: t.name, roles: t.roles, idp: t.idp, sid: t.sid })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'mlgate-assertion+jwt' })
+      .setIssuer(this.issuer)
+      .setAudience(this.audience)
+      .setSubject(t.sub)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .sign(signer.privateKey);
+    this.stats.minted++;
+    t.assertion = { value, expMs: exp * 1000 };
+    return value;
+  }
+}
