@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { AdminProvider, CredentialChain, type CredentialProvider } from './auth/index.ts';
+import { buildProviders, CredentialChain, type CredentialProvider } from './auth/index.ts';
 import type { Config } from './config/index.ts';
 import {
   BadRequest,
@@ -33,7 +33,7 @@ import {
   type RouteRule,
 } from './policy/index.ts';
 import { Upstream } from './proxy/index.ts';
-import { MemoryTokenStore, type IdentitySnapshot, type TokenStore } from './store/index.ts';
+import { createStore, type IdentitySnapshot, type TokenStore } from './store/index.ts';
 import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
 
 type Env = {
@@ -77,7 +77,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       : await KeyRing.generate(config.tokens.algorithm));
   const accessTtlMs = config.tokens.accessTokenTtlSeconds * 1000;
   const skewMs = config.tokens.clockToleranceSeconds * 1000;
-  const store = opts.store ?? new MemoryTokenStore({ revocationTtlMs: accessTtlMs + skewMs });
+  const store = opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs }));
 
   const view = new RevocationView(config.revocation.maxStalenessSeconds * 1000);
   const unsubscribeRevocations = store.onRevocation((e) => view.apply(e));
@@ -110,15 +110,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     ttlSeconds: config.upstream.assertionTtlSeconds,
   });
 
-  const providers: CredentialProvider[] = [];
-  for (const name of config.auth.providers) {
-    if (name === 'admin' && config.auth.admin.enabled) {
-      const a = config.auth.admin;
-      const passwordHash = a.passwordHash ?? (a.passwordHashFile ? readFileSync(a.passwordHashFile, 'utf8').trim() : undefined);
-      if (!passwordHash) throw new Error('auth.admin.enabled needs auth.admin.passwordHash or auth.admin.passwordHashFile');
-      providers.push(new AdminProvider({ username: a.username, passwordHash }));
-    }
-  }
+  const providers = await buildProviders(config.auth);
   providers.push(...(opts.providers ?? []));
   const credentials = new CredentialChain(providers, { maxConcurrent: config.auth.maxConcurrentPasswordChecks });
 

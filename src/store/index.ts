@@ -10,3 +10,4 @@ export type {
   StoreTimings,
 } from './types.ts';
 export { MemoryTokenStore } from './memory.ts';
+export { createStore } from './factory.ts';
