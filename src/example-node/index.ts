@@ -265,6 +265,18 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
           const name = s[1];
           return sendJson(res, 200, sortedServices([...services.values()].filter((r) => r.name === name)));
         }
+        // POST /services/{name}: publish with a version the server generates (a GUID, as ML Server does). The
+        // azureml SDK types this answer `str`; here it is the JSON string of the new service's consumption path,
+        // also sent as Location.
+        if (method === 'POST' && s.length === 2) {
+          const name = checkName(s[1] ?? '', 'name');
+          const input = jsonObject(await body());
+          const version = randomUUID();
+          services.set(`${name}/${version}`, newService(name, version, sub, input));
+          const api = `/api/${encodeURIComponent(name)}/${encodeURIComponent(version)}`;
+          res.setHeader('location', api);
+          return sendJson(res, 201, api);
+        }
         if (s.length === 3) {
           const name = checkName(s[1] ?? '', 'name');
           const version = checkName(s[2] ?? '', 'version');
@@ -280,25 +292,7 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
             if (existing) {
               throw new HttpError(409, 'conflict', `Service ${name} version ${version} already exists.`);
             }
-            const record = applyServiceFields(
-              {
-                name,
-                version,
-                description: '',
-                runtimeType: 'R',
-                code: '',
-                initCode: '',
-                model: null,
-                snapshotId: null,
-                operationId: defaultOperationId(name),
-                inputParameterDefinitions: [],
-                outputParameterDefinitions: [],
-                outputFileNames: [],
-                publishedBy: sub,
-                creationTime: new Date().toISOString(),
-              },
-              input,
-            );
+            const record = newService(name, version, sub, input);
             services.set(key, record);
             res.setHeader('location', `/api/${encodeURIComponent(name)}/${encodeURIComponent(version)}`);
             return sendJson(res, 201, record);
@@ -497,6 +491,7 @@ function parseTarget(target: string): Target {
 
 function jsonRoute(method: string, s: string[], req: IncomingMessage): boolean {
   if (s[0] === 'services' && s.length === 3) return method === 'POST' || method === 'PATCH';
+  if (s[0] === 'services' && s.length === 2) return method === 'POST';
   if (s[0] === 'sessions' && s.length === 1) return method === 'POST';
   if (s[0] === 'api' && method === 'POST') {
     if (s.length === 3) return !isOctetStream(req);
@@ -684,6 +679,28 @@ function checkName(v: string, what: string): string {
     throw new HttpError(400, 'bad_request', `invalid service ${what}`);
   }
   return v;
+}
+
+function newService(name: string, version: string, publishedBy: string | null, input: Record<string, unknown>): ServiceRecord {
+  return applyServiceFields(
+    {
+      name,
+      version,
+      description: '',
+      runtimeType: 'R',
+      code: '',
+      initCode: '',
+      model: null,
+      snapshotId: null,
+      operationId: defaultOperationId(name),
+      inputParameterDefinitions: [],
+      outputParameterDefinitions: [],
+      outputFileNames: [],
+      publishedBy,
+      creationTime: new Date().toISOString(),
+    },
+    input,
+  );
 }
 
 function defaultOperationId(name: string): string {

@@ -201,6 +201,18 @@ describe('example node (mTLS, ML-Server-like)', () => {
     expect(again.json()).toMatchObject({ error: 'conflict' });
   });
 
+  it('publishes with a server-generated version on POST /services/{name}', async () => {
+    const r = await call(node, { method: 'POST', path: '/services/auto', headers: jsonHeaders, body: '{"description":"d"}' });
+    expect(r.status).toBe(201);
+    const api: string = r.json();
+    expect(api).toMatch(/^\/api\/auto\/[0-9a-f-]{36}$/);
+    expect(r.headers.location).toBe(api);
+    const version = api.split('/')[3]!;
+    expect(node.services.get(`auto/${version}`)).toMatchObject({ name: 'auto', version, description: 'd' });
+    const again = await call(node, { method: 'POST', path: '/services/auto', headers: jsonHeaders, body: '{}' });
+    expect(again.json()).not.toBe(api);
+  });
+
   it('answers 400 JSON to malformed JSON', async () => {
     const r = await call(node, { method: 'POST', path: '/services/bad/1', headers: jsonHeaders, body: '{"code":' });
     expect(r.status).toBe(400);
