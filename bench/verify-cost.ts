@@ -1,0 +1,43 @@
+// Token verification CPU per algorithm: one jose verify vs mlgate's verified-token cache.
+import { SignJWT, generateKeyPair, exportPKCS8 } from 'jose';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccessTokens, KeyRing, type SigningAlgorithm } from '../src/tokens/index.ts';
+
+export async function verifyCost(): Promise<Array<{ alg: SigningAlgorithm; uncachedUs: number; cachedUs: number }>> {
+  const out: Array<{ alg: SigningAlgorithm; uncachedUs: number; cachedUs: number }> = [];
+  const dir = mkdtempSync(join(tmpdir(), 'mlgate-verify-'));
+  try {
+    for (const alg of ['ES256', 'RS256', 'EdDSA'] as const) {
+      const { privateKey } = await generateKeyPair(alg, { extractable: true });
+      const file = join(dir, `${alg}.pem`);
+      writeFileSync(file, await exportPKCS8(privateKey));
+      const keys = await KeyRing.fromFiles(alg, [{ kid: alg, privateKeyFile: file, active: true }]);
+      const opts = { issuer: 'mlgate', audience: 'mlserver', ttlSeconds: 3600, clockToleranceSeconds: 30 };
+      const uncached = new AccessTokens(keys, { ...opts, cacheSize: 0 });
+      const cached = new AccessTokens(keys, { ...opts, cacheSize: 1000 });
+      const now = Date.now();
+      const tokens: string[] = [];
+      for (let i = 0; i < 200; i++) tokens.push((await uncached.issue({ sub: `u${i}`, name: 'u', roles: ['Reader'], idp: 'bench', sid: `s${i}` }, now)).token);
+      const n1 = alg === 'RS256' ? 1000 : 2000;
+      for (let i = 0; i < 100; i++) await uncached.verify(tokens[i % tokens.length]!, now); // warm-up
+      let t0 = performance.now();
+      for (let i = 0; i < n1; i++) await uncached.verify(tokens[i % tokens.length]!, now);
+      const uncachedUs = ((performance.now() - t0) * 1000) / n1;
+      for (const t of tokens) await cached.verify(t, now);
+      const n2 = 200_000;
+      t0 = performance.now();
+      for (let i = 0; i < n2; i++) await cached.verify(tokens[i % tokens.length]!, now);
+      const cachedUs = ((performance.now() - t0) * 1000) / n2;
+      out.push({ alg, uncachedUs, cachedUs });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (process.argv[1] === import.meta.filename) {
+  for (const r of await verifyCost()) console.log(`${r.alg}: jose verify ${r.uncachedUs.toFixed(1)} us/op, cached ${r.cachedUs.toFixed(2)} us/op`);
+}
