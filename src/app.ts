@@ -6,7 +6,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { buildProviders, CredentialChain, type CredentialProvider } from './auth/index.ts';
+import { buildProviders, CredentialChain, LoginThrottle, type CredentialProvider } from './auth/index.ts';
 import type { Config } from './config/index.ts';
 import {
   BadRequest,
@@ -27,12 +27,14 @@ import {
   compileRoutes,
   matchRoute,
   normalizeTarget,
+  publishedVersion,
   resolveRole,
+  serviceKey,
   ML_SERVER_ROUTES,
   type Role,
   type RouteRule,
 } from './policy/index.ts';
-import { Upstream } from './proxy/index.ts';
+import { tapSmallAnswer, Upstream } from './proxy/index.ts';
 import { createStore, type IdentitySnapshot, type TokenStore } from './store/index.ts';
 import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
 
@@ -66,6 +68,8 @@ export interface GatewayOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 const ROLE_NAMES: readonly Role[] = ['Owner', 'Contributor', 'Reader'];
+/** A publish answer longer than this is not read for the node-chosen version (it is a few hundred bytes). */
+const PUBLISH_ANSWER_LIMIT = 64 * 1024;
 
 export async function createGateway(config: Config, opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger;
@@ -112,6 +116,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
 
   const providers = await buildProviders(config.auth);
   providers.push(...(opts.providers ?? []));
+  const throttle = new LoginThrottle(config.auth.throttle);
   const credentials = new CredentialChain(providers, { maxConcurrent: config.auth.maxConcurrentPasswordChecks });
 
   const roleMapping = config.auth.roles;
@@ -202,16 +207,25 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     const body = await readJsonObject(c);
     const username = requireString(body, 'username', 256);
     const password = requireString(body, 'password', 1024);
+    const address = clientAddress(c);
+    try {
+      await throttle.check(username, address);
+    } catch (err) {
+      audit('login.throttled', { user: username, clientAddress: address, reason: err instanceof GatewayError ? err.detail : undefined });
+      throw err;
+    }
     let identity: IdentitySnapshot;
     try {
       identity = await credentials.verify(username, password);
     } catch (err) {
       if (err instanceof GatewayError && err.status === 401) {
-        audit('login.failed', { user: username, clientAddress: clientAddress(c), reason: err.detail });
+        audit('login.failed', { user: username, clientAddress: address, reason: err.detail });
+        await throttle.failed(username, address);
       }
       throw err;
     }
-    return c.json(await guardStore(sessions.login(identity, clientAddress(c))));
+    await throttle.succeeded(username, address);
+    return c.json(await guardStore(sessions.login(identity, address)));
   });
 
   app.post('/login/refreshToken', loginBody, async (c) => {
@@ -270,7 +284,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     const role = token.roles.find((r): r is Role => (ROLE_NAMES as readonly string[]).includes(r));
     if (!role) throw new Forbidden('Your account has no Machine Learning Server role.', 'no_role');
 
-    const service = params.name !== undefined && params.version !== undefined ? `${params.name}/${params.version}` : undefined;
+    const service = params.name !== undefined && params.version !== undefined ? serviceKey(params.name, params.version) : undefined;
     const owner = rule.ownership && service !== undefined ? await guardStore(store.getOwner(service)) : undefined;
     const decision = authorize({ subject: token.sub, role }, rule, owner);
     if (decision.effect === 'deny') {
@@ -285,14 +299,28 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       target: path + c.get('search'),
       clientAddress: clientAddress(c),
       assertion,
-      onNodeResponse: (status) => {
-        if (status < 200 || status >= 300 || service === undefined || !rule.records) return;
-        const bookkeeping =
-          rule.records === 'publish'
-            ? store.setOwnerIfAbsent(service, token.sub).then((recorded) =>
-                audit('publish', { user: token.sub, service, owner: recorded, requestId }),
-              )
+      onNodeResponse: (status, answer) => {
+        if (status < 200 || status >= 300 || !rule.records) return;
+        const recordOwner = (key: string): Promise<void> =>
+          store.setOwnerIfAbsent(key, token.sub).then((recorded) => audit('publish', { user: token.sub, service: key, owner: recorded, requestId }));
+        let bookkeeping: Promise<void>;
+        if (service !== undefined) {
+          bookkeeping = rule.records === 'publish'
+            ? recordOwner(service)
             : store.deleteOwner(service).then(() => audit('delete', { user: token.sub, service, requestId }));
+        } else if (rule.records === 'publish' && params.name !== undefined) {
+          // The node chose the version (POST /services/{name}): it is only in its small answer, read as it streams.
+          const name = params.name;
+          const location = answer.headers.location;
+          bookkeeping = tapSmallAnswer(answer, PUBLISH_ANSWER_LIMIT).then((body) => {
+            const version = publishedVersion(name, { body, location });
+            if (version !== null) return recordOwner(serviceKey(name, version));
+            log.warn({ requestId, name }, 'publish answer names no version: no owner recorded, only an Owner may change it');
+            audit('publish', { user: token.sub, service: name, owner: null, requestId });
+          });
+        } else {
+          return;
+        }
         bookkeeping.catch((err: unknown) => log.error({ err: String(err), service, requestId }, 'ownership bookkeeping failed'));
       },
     });

@@ -8,3 +8,5 @@ export type { RouteAction, RouteRule, RouteMatch, MatchResult } from './routes.t
 export { ML_SERVER_ROUTES, matchRoute, compileRoutes } from './routes.ts';
 export type { Principal, Decision } from './authorize.ts';
 export { authorize } from './authorize.ts';
+export type { PublishAnswer } from './ownership.ts';
+export { publishedVersion, serviceKey } from './ownership.ts';

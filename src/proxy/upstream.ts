@@ -29,8 +29,11 @@ export interface ForwardRequest {
   clientAddress: string;
   /** X-MLGate-Assertion value (assertion mode). */
   assertion?: string | undefined;
-  /** Called with the node's status once its headers arrive (ownership bookkeeping, metrics). */
-  onNodeResponse?: ((status: number) => void) | undefined;
+  /**
+   * Called with the node's status once its headers arrive (ownership bookkeeping, metrics), before the answer is
+   * piped to the client; `answer` may be tapped (tapSmallAnswer), never consumed.
+   */
+  onNodeResponse?: ((status: number, answer: IncomingMessage) => void) | undefined;
 }
 
 export interface ProxyLog {
@@ -99,7 +102,7 @@ export class Upstream {
           const f = this.inflight.get(req);
           if (f) {
             f.answered = true;
-            f.onNodeResponse?.(proxyRes.statusCode ?? 502);
+            f.onNodeResponse?.(proxyRes.statusCode ?? 502, proxyRes);
           }
           for (const h of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']) {
             if (h !== 'transfer-encoding') delete proxyRes.headers[h];
