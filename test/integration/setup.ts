@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import { createGateway, type Gateway } from '../../src/app.ts';
-import { hashPassword } from '../../src/auth/index.ts';
+import { hashPassword, type CredentialProvider } from '../../src/auth/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
@@ -39,6 +39,8 @@ export interface StackOptions {
   store?: TokenStore;
   /** The node verifies X-MLGate-Assertion against the gateway's keys (default true). */
   nodeVerifiesAssertion?: boolean;
+  /** Extra credential providers after the configured ones (createGateway's `providers`). */
+  providers?: CredentialProvider[];
 }
 
 function merge(a: Json, b: Json): Json {
@@ -84,7 +86,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const config = loadConfig({ base: merge(base, opts.config ?? {}) as never, env: {} });
   const logLines: string[] = [];
   const logger = createLogger(config.log.level, { write: (line: string) => void logLines.push(line) });
-  const gateway = await createGateway(config, { logger, keys, ...(opts.store ? { store: opts.store } : {}) });
+  const gateway = await createGateway(config, {
+    logger,
+    keys,
+    ...(opts.store ? { store: opts.store } : {}),
+    ...(opts.providers ? { providers: opts.providers } : {}),
+  });
   const server = await listen(gateway, logger);
   return {
     gateway,
