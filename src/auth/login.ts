@@ -15,15 +15,18 @@ class Gate {
   }
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.active >= this.limit) {
-      if (this.waiting.length >= this.maxQueue) throw new TooManyRequests(1);
+      if (this.waiting.length >= this.maxQueue) throw new TooManyRequests(1, 'password check queue full');
+      // The finishing run hands its slot straight to us, so a newcomer cannot slip in between.
       await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
     }
-    this.active++;
     try {
       return await fn();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
     }
   }
 }

@@ -42,7 +42,22 @@ function unwrap(schema: z.ZodType): z.ZodType {
 function envPath(name: string): string[] | string {
   const alias = ENV_ALIASES[name];
   if (alias) return alias;
-  const parts = name.slice(ENV_PREFIX.length).split('__');
+  return schemaPath(name.slice(ENV_PREFIX.length).split('__'), name);
+}
+
+function leafAt(path: string[]): z.ZodType | undefined {
+  let node: z.ZodType = configSchema;
+  for (const key of path) {
+    const obj = unwrap(node);
+    if (!(obj instanceof z.ZodObject)) return undefined;
+    const next = (obj.shape as Record<string, z.ZodType>)[key];
+    if (!next) return undefined;
+    node = next;
+  }
+  return unwrap(node);
+}
+
+function schemaPath(parts: string[], name: string): string[] | string {
   const path: string[] = [];
   let node: z.ZodType = configSchema;
   for (const part of parts) {
@@ -57,7 +72,10 @@ function envPath(name: string): string[] | string {
   return path;
 }
 
-function envValue(raw: string): Json {
+/** Text keys take the value as written; numbers, booleans and lists are read as JSON. */
+function envValue(raw: string, path: string[]): Json {
+  const leaf = leafAt(path);
+  if (leaf instanceof z.ZodString || leaf instanceof z.ZodEnum) return raw;
   try {
     return JSON.parse(raw) as Json;
   } catch {
@@ -79,7 +97,7 @@ export interface LoadOptions {
   /** YAML (or JSON) file; absent = env and defaults only. */
   file?: string | undefined;
   env?: Record<string, string | undefined>;
-  /** Applied after the file, before env (used by dev mode). */
+  /** Defaults under the file and env (dev mode): the file overrides them, env overrides both. */
   base?: JsonObject;
 }
 
@@ -102,7 +120,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (!name.startsWith(ENV_PREFIX) || value === undefined || ENV_RESERVED.has(name)) continue;
     const path = envPath(name);
     if (typeof path === 'string') problems.push(path);
-    else setPath(raw, path, envValue(value));
+    else setPath(raw, path, envValue(value, path));
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) {

@@ -30,9 +30,14 @@ export function edgeTlsOptions(files: EdgeTlsFiles): TlsOptions & SecureContextO
   };
 }
 
-/** SHA-256 fingerprints of every certificate in a folder (certs-example). */
-export function fingerprintsIn(dir: string): Set<string> {
-  const out = new Set<string>();
+/** The example certificates (certs-example), to recognise them and anything they signed. */
+export interface ExampleCertificates {
+  fingerprints: Set<string>;
+  cas: X509Certificate[];
+}
+
+export function fingerprintsIn(dir: string): ExampleCertificates {
+  const out: ExampleCertificates = { fingerprints: new Set(), cas: [] };
   let names: string[] = [];
   try {
     names = readdirSync(dir);
@@ -42,7 +47,9 @@ export function fingerprintsIn(dir: string): Set<string> {
   for (const name of names) {
     if (!name.endsWith('.crt')) continue;
     try {
-      out.add(new X509Certificate(readFileSync(join(dir, name))).fingerprint256);
+      const cert = new X509Certificate(readFileSync(join(dir, name)));
+      out.fingerprints.add(cert.fingerprint256);
+      if (cert.ca) out.cas.push(cert);
     } catch {
       // not a certificate
     }
@@ -50,11 +57,20 @@ export function fingerprintsIn(dir: string): Set<string> {
   return out;
 }
 
-/** True when the PEM file holds one of the example certificates (compared by content, not by path). */
-export function isExampleCertificate(file: string, exampleFingerprints: Set<string>): boolean {
+const EXAMPLE_MARK = /NOT FOR PRODUCTION/i;
+
+/**
+ * True for an example certificate wherever it was copied (by fingerprint), for any certificate the public example
+ * CA key signed, and for anything make-certs.sh made (its subject says NOT FOR PRODUCTION).
+ */
+export function isExampleCertificate(file: string, examples: ExampleCertificates): boolean {
+  let cert: X509Certificate;
   try {
-    return exampleFingerprints.has(new X509Certificate(readFileSync(file)).fingerprint256);
+    cert = new X509Certificate(readFileSync(file));
   } catch {
     return false;
   }
+  if (examples.fingerprints.has(cert.fingerprint256)) return true;
+  if (EXAMPLE_MARK.test(cert.subject) || EXAMPLE_MARK.test(cert.issuer)) return true;
+  return examples.cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
 }

@@ -4,6 +4,7 @@ import type { VerifiedToken } from './access.ts';
 import type { KeyRing } from './keys.ts';
 
 const RENEW_BEFORE_MS = 10_000;
+const MIN_LIFETIME_SECONDS = 15;
 
 export class AssertionMinter {
   private readonly keys: KeyRing;
@@ -24,8 +25,8 @@ export class AssertionMinter {
     const cached = t.assertion;
     if (cached !== undefined && cached.expMs - RENEW_BEFORE_MS > nowMs) return cached.value;
     const iat = Math.floor(nowMs / 1000);
-    // Never outlive the access token it stands for.
-    const exp = Math.min(iat + this.ttlSeconds, t.exp);
+    // Never outlive the access token by more than a moment, never arrive already expired.
+    const exp = Math.min(iat + this.ttlSeconds, Math.max(t.exp, iat + MIN_LIFETIME_SECONDS));
     const signer = this.keys.signer;
     const value = await new SignJWT({ name: t.name, roles: t.roles, idp: t.idp, sid: t.sid })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'mlgate-assertion+jwt' })
