@@ -96,8 +96,8 @@ export class UnsupportedMediaType extends GatewayError {
 export class TooManyRequests extends GatewayError {
   readonly status = 429;
   readonly code = 'too_many_requests';
-  constructor(retryAfterSeconds: number) {
-    super('Too many attempts; try again later.');
+  constructor(retryAfterSeconds: number, detail?: string) {
+    super('Too many attempts; try again later.', detail);
     this.headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterSeconds)));
   }
 }
