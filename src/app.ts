@@ -1,6 +1,7 @@
 // The one place where capabilities are wired together and typed errors become HTTP answers.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { BlockList, isIPv6 } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -21,7 +22,7 @@ import {
   UnsupportedMediaType,
   type ErrorBody,
 } from './errors.ts';
-import { auditTo, type AuditSink, type Logger } from './observability/index.ts';
+import { auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
 import {
   authorize,
   compileRoutes,
@@ -40,7 +41,7 @@ import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService,
 
 type Env = {
   Bindings: { incoming: IncomingMessage; outgoing: ServerResponse };
-  Variables: { requestId: string; path: string; search: string };
+  Variables: { requestId: string; path: string; search: string; routeClass: string };
 };
 
 export interface Gateway {
@@ -54,6 +55,7 @@ export interface Gateway {
   sessions: SessionService;
   upstream: Upstream;
   routes: readonly RouteRule[];
+  metrics: GatewayMetrics;
   close(): Promise<void>;
 }
 
@@ -67,6 +69,15 @@ export interface GatewayOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/** Coarse label for metrics before (or without) a route match. */
+function routeClassOf(path: string): string {
+  if (path === '/login' || path.startsWith('/login/')) return 'login';
+  if (path.startsWith('/mlgate/')) return 'mlgate';
+  if (path.startsWith('/.well-known/')) return 'jwks';
+  return 'unmatched';
+}
 const ROLE_NAMES: readonly Role[] = ['Owner', 'Contributor', 'Reader'];
 /** A publish answer longer than this is not read for the node-chosen version (it is a few hundred bytes). */
 const PUBLISH_ANSWER_LIMIT = 64 * 1024;
@@ -81,7 +92,12 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       : await KeyRing.generate(config.tokens.algorithm));
   const accessTtlMs = config.tokens.accessTokenTtlSeconds * 1000;
   const skewMs = config.tokens.clockToleranceSeconds * 1000;
-  const store = opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs }));
+  const metrics = new GatewayMetrics({
+    revocationViewAgeSeconds: () => view.staleness(Date.now()) / 1000,
+    revocationEntries: () => view.size,
+    verifiedTokens: () => access.stats,
+  });
+  const store = metrics.instrument(opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs })));
 
   const view = new RevocationView(config.revocation.maxStalenessSeconds * 1000);
   const unsubscribeRevocations = store.onRevocation((e) => view.apply(e));
@@ -188,6 +204,14 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     if (!target.ok) throw new BadRequest(`The request path is not allowed (${target.reason}).`, 'invalid_path', incoming.url);
     c.set('path', target.path);
     c.set('search', target.search);
+    c.set('routeClass', routeClassOf(target.path));
+    const started = performance.now();
+    const method = METHODS.has(incoming.method ?? '') ? incoming.method! : 'other';
+    c.env.outgoing.once('close', () => {
+      const routeClass = c.get('routeClass');
+      metrics.requests.inc({ route_class: routeClass, method, status: String(c.env.outgoing.statusCode) });
+      metrics.duration.observe({ route_class: routeClass }, (performance.now() - started) / 1000);
+    });
     await next();
     if (c.res !== RESPONSE_ALREADY_SENT) c.header('X-Request-Id', requestId);
   });
@@ -211,6 +235,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     try {
       await throttle.check(username, address);
     } catch (err) {
+      metrics.logins.inc({ provider: 'any', outcome: 'throttled' });
       audit('login.throttled', { user: username, clientAddress: address, reason: err instanceof GatewayError ? err.detail : undefined });
       throw err;
     }
@@ -222,8 +247,10 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
         audit('login.failed', { user: username, clientAddress: address, reason: err.detail });
         await throttle.failed(username, address);
       }
+      metrics.logins.inc({ provider: 'any', outcome: err instanceof GatewayError ? err.code : 'error' });
       throw err;
     }
+    metrics.logins.inc({ provider: identity.provider, outcome: 'ok' });
     await throttle.succeeded(username, address);
     return c.json(await guardStore(sessions.login(identity, address)));
   });
@@ -231,7 +258,14 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   app.post('/login/refreshToken', loginBody, async (c) => {
     const body = await readJsonObject(c);
     const refreshToken = requireString(body, 'refreshToken', 512);
-    return c.json(await guardStore(sessions.refresh(refreshToken, clientAddress(c))));
+    try {
+      const answer = await guardStore(sessions.refresh(refreshToken, clientAddress(c)));
+      metrics.refreshes.inc({ outcome: 'ok' });
+      return c.json(answer);
+    } catch (err) {
+      metrics.refreshes.inc({ outcome: err instanceof GatewayError ? err.code : 'error' });
+      throw err;
+    }
   });
 
   app.delete('/login/refreshToken', async (c) => {
@@ -248,6 +282,21 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
 
   app.get('/mlgate/health', (c) => c.json({ status: 'ok' }));
 
+  const metricsAllowed = new BlockList();
+  for (const cidr of config.metrics.allowFrom) {
+    const [net, bits] = cidr.split('/') as [string, string];
+    metricsAllowed.addSubnet(net, Number(bits), isIPv6(net) ? 'ipv6' : 'ipv4');
+  }
+  app.get('/mlgate/metrics', async (c) => {
+    if (!config.metrics.enabled) throw new RouteNotFound();
+    const address = clientAddress(c).replace(/^::ffff:/, '');
+    if (!metricsAllowed.check(address, isIPv6(address) ? 'ipv6' : 'ipv4')) {
+      throw new Forbidden('Metrics are not served to this address (metrics.allowFrom).', 'forbidden');
+    }
+    c.header('Content-Type', metrics.registry.contentType);
+    return c.body(await metrics.registry.metrics());
+  });
+
   app.get('/mlgate/ready', async (c) => {
     const checks: Record<string, string> = { keys: 'ok', store: 'ok', revocation: view.isFresh(Date.now()) ? 'ok' : 'stale' };
     try {
@@ -259,7 +308,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     return c.json({ status: ready ? 'ready' : 'not_ready', checks }, ready ? 200 : 503);
   });
 
-  for (const path of ['/login', '/login/refreshToken', '/.well-known/jwks.json', '/mlgate/health', '/mlgate/ready']) {
+  for (const path of ['/login', '/login/refreshToken', '/.well-known/jwks.json', '/mlgate/health', '/mlgate/ready', '/mlgate/metrics']) {
     const allow = path === '/login' ? ['POST'] : path === '/login/refreshToken' ? ['POST', 'DELETE'] : ['GET', 'HEAD'];
     app.all(path, () => {
       throw new MethodNotAllowed(allow);
@@ -279,6 +328,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       throw new RouteNotFound(`${method} ${path}`);
     }
     const { rule, params } = matched.match;
+    c.set('routeClass', rule.routeClass);
     const now = Date.now();
     const token = await authenticate(c.env.incoming.headers.authorization, now);
     const role = token.roles.find((r): r is Role => (ROLE_NAMES as readonly string[]).includes(r));
@@ -350,6 +400,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     sessions,
     upstream,
     routes,
+    metrics,
     async close() {
       clearInterval(pruner);
       unsubscribeRevocations();

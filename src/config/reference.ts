@@ -55,6 +55,6 @@ export function configReference(): string {
   return [
     '| key | type | default | meaning |',
     '|---|---|---|---|',
-    ...rows.map((r) => `| \`${r.key}\` | ${r.type} | ${r.def} | ${esc(r.description)} |`),
+    ...rows.map((r) => `| \`${r.key}\` | ${r.type} | ${esc(r.def)} | ${esc(r.description)} |`),
   ].join('\n');
 }

@@ -38,18 +38,128 @@ export const adminProviderSchema = z
   })
   .strict();
 
+export const ldapGroupsSchema = z
+  .object({
+    source: z
+      .enum(['memberOf', 'search'])
+      .default('memberOf')
+      .describe("Where a user's groups come from: the user's memberOf values (the CN of each DN, as ML Server), or a search for groups whose memberAttribute holds the user's DN."),
+    searchBase: z.string().min(1).optional().describe('Base of group searches (group source search, nested-group lookups). Default: ldap.searchBase.'),
+    filter: z
+      .string()
+      .min(1)
+      .default('(|(objectClass=group)(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))')
+      .describe('LDAP filter (RFC 4515) that selects group entries; combined with the membership condition.'),
+    memberAttribute: z.string().min(1).default('member').describe('Group attribute that holds member DNs (member, uniqueMember).'),
+    nameAttribute: z
+      .string()
+      .min(1)
+      .default('cn')
+      .describe('Group attribute used as the group name matched against auth.roles, for groups found by search (memberOf values use the CN of the DN).'),
+    nested: z
+      .enum(['none', 'inChain', 'recursive'])
+      .default('recursive')
+      .describe("Nested groups: none; inChain = Active Directory's LDAP_MATCHING_RULE_IN_CHAIN (1.2.840.113556.1.4.1941), one search; recursive = parent groups level by level up to maxDepth, cycles ignored (any directory)."),
+    maxDepth: z.number().int().min(1).max(50).default(5).describe('recursive: nesting levels followed above the direct groups.'),
+  })
+  .strict();
+
+export const ldapProviderSchema = z
+  .object({
+    host: z.string().min(1).describe("Directory server name or address (ML Server 'Host')."),
+    port: z.number().int().min(1).max(65535).optional().describe("Directory port (ML Server 'Port'). Default 389, or 636 with useLDAPS."),
+    useLDAPS: z.boolean().default(false).describe("Connect with LDAP over TLS, ldaps:// (ML Server 'UseLDAPS')."),
+    startTLS: z.boolean().default(false).describe('Upgrade the plain LDAP connection with StartTLS before any bind (not together with useLDAPS).'),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("PEM CA bundle that signs the directory's certificate (default: the system CAs). The certificate name is always checked."),
+    tlsServerName: z.string().min(1).optional().describe('Name expected on the directory certificate when it differs from host.'),
+    allowPlainLdap: z
+      .boolean()
+      .default(false)
+      .describe('Production: allow useLDAPS and startTLS both off, i.e. user passwords sent to the directory in clear text. Refused unless set.'),
+    queryUserDn: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("DN of the read-only service account that searches users and groups (ML Server 'QueryUserDn'). Absent: searches are anonymous."),
+    queryUserPasswordEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe("Name of the environment variable holding the service account password (ML Server 'QueryUserPassword'). Never logged."),
+    queryUserPasswordFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('File holding the service account password instead (a trailing newline is ignored). Never logged.'),
+    searchBase: z.string().min(1).describe("Where users are searched (ML Server 'SearchBase'), e.g. ou=users,dc=example,dc=com."),
+    searchFilter: z
+      .string()
+      .min(1)
+      .default('cn={0}')
+      .describe("User search filter (ML Server 'SearchFilter'); {0} is the login name, escaped per RFC 4515. On refresh it is applied with {0} = * so conditions in it (group restrictions) keep applying."),
+    bindFilter: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Direct bind instead of search-then-bind: DN template (ML Server 9.0.1 'BindFilter'), e.g. CN={0},CN=DeployR,DC=TEST,DC=COM; {0} is the login name, escaped per RFC 4514."),
+    uniqueUserIdentifierAttributeName: z
+      .string()
+      .min(1)
+      .default('userPrincipalName')
+      .describe("Attribute whose value identifies the user in mlgate: token subject, service owner (ML Server 'UniqueUserIdentifierAttributeName'). Do not change it once users publish services."),
+    displayNameAttributeName: z.string().min(1).default('displayName').describe("Attribute holding the display name (ML Server 'DisplayNameAttributeName')."),
+    emailAttributeName: z.string().min(1).default('mail').describe("Attribute holding the email address (ML Server 'EmailAttributeName')."),
+    groups: ldapGroupsSchema.default(ldapGroupsSchema.parse({})).describe('Group membership, mapped to roles by auth.roles.'),
+    connectTimeoutMs: ms(3_000, 'Connect timeout, TLS handshake included; slower = 503 directory_unavailable.'),
+    timeoutMs: ms(5_000, 'Time allowed for each LDAP operation (bind, search); slower = 503 directory_unavailable.'),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (v.useLDAPS && v.startTLS) issue('startTLS', 'use either useLDAPS or startTLS, not both');
+    if (v.queryUserPasswordEnv && v.queryUserPasswordFile) issue('queryUserPasswordFile', 'set queryUserPasswordEnv or queryUserPasswordFile, not both');
+    const hasPassword = v.queryUserPasswordEnv !== undefined || v.queryUserPasswordFile !== undefined;
+    if (v.queryUserDn && !hasPassword) issue('queryUserDn', 'needs queryUserPasswordEnv or queryUserPasswordFile (a bind with an empty password is anonymous)');
+    if (!v.queryUserDn && hasPassword) issue('queryUserDn', 'a service account password is set but queryUserDn is not');
+    if (!v.searchFilter.includes('{0}')) issue('searchFilter', 'must contain {0} (the login name)');
+    if (v.bindFilter !== undefined && !v.bindFilter.includes('{0}')) issue('bindFilter', 'must contain {0} (the login name)');
+  });
+
 export const authSchema = z
   .object({
-    providers: z.array(z.enum(['admin'])).min(1).default(['admin']).describe('Credential providers in the order they are asked; the first that knows the user decides.'),
+    providers: z
+      .array(z.enum(['admin', 'ldap']))
+      .min(1)
+      .default(['admin'])
+      .describe('Credential providers in the order they are asked; the first that knows the user decides.'),
     admin: adminProviderSchema.default({ enabled: false, username: 'admin' }),
+    ldap: ldapProviderSchema.optional().describe("LDAP / Active Directory provider (ML Server appsettings.json 'LDAP'); required when providers lists ldap."),
     roles: z
       .object({ Owner: roleGroups('Owner'), Contributor: roleGroups('Contributor'), Reader: roleGroups('Reader') })
       .strict()
       .default({})
       .describe("Groups mapped to ML Server roles (appsettings.json 'Authorization'); the implicit-role table applies to users without a role."),
     maxConcurrentPasswordChecks: z.number().int().positive().default(4).describe('argon2 verifications run at once (each takes 64 MiB); more wait in line.'),
+    throttle: z
+      .object({
+        enabled: z.boolean().default(true).describe('Answer 429 with Retry-After after too many failed logins.'),
+        windowSeconds: z.number().int().positive().default(900).describe('Counting window, and the longest any block lasts.'),
+        perAddress: z.number().int().positive().default(30).describe('Failed logins from one client address (any user) per window.'),
+        perUserAndAddress: z.number().int().positive().default(5).describe('Failed logins for one user from one address per window.'),
+        perUser: z.number().int().positive().default(100).describe('Failed logins for one user from all addresses per window (a distributed attack can block the user for one window at most).'),
+      })
+      .strict()
+      .default({ enabled: true, windowSeconds: 900, perAddress: 30, perUserAndAddress: 5, perUser: 100 })
+      .describe('Login throttling (in memory, per instance).'),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.providers.includes('ldap') && !v.ldap) ctx.addIssue({ code: 'custom', path: ['ldap'], message: 'providers lists ldap but auth.ldap is not configured' });
+  });
 
 export const tokensSchema = z
   .object({
@@ -78,11 +188,83 @@ export const tokensSchema = z
   })
   .strict();
 
-export const storeSchema = z
+const redisEndpoint = z
   .object({
-    kind: z.enum(['memory']).default('memory').describe('Token store: memory (single instance).'),
+    host: z.string().min(1).describe('Host name or address.'),
+    port: z.number().int().min(1).max(65535).describe('TCP port.'),
   })
   .strict();
+
+export const redisSchema = z
+  .object({
+    mode: z
+      .enum(['standalone', 'sentinel', 'cluster'])
+      .default('standalone')
+      .describe('Topology: one server (url), Sentinel-managed master and replicas (sentinels + masterName), or Redis Cluster (nodes).'),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\/[^/]+(\/\d+)?$/, 'must be redis://host:port or rediss://host:port (optionally /db)')
+      .optional()
+      .describe('standalone: redis://host:port, or rediss:// for TLS. Put no password in it: use password or passwordFile.'),
+    sentinels: z.array(redisEndpoint).default([]).describe('sentinel: the Sentinel processes asked for the current master (list them all).'),
+    masterName: z.string().min(1).optional().describe('sentinel: the name the Sentinels monitor (`sentinel monitor <name> ...`).'),
+    nodes: z.array(redisEndpoint).default([]).describe('cluster: some nodes of the cluster; the others are discovered.'),
+    username: z.string().min(1).optional().describe('ACL user (Redis 6+); the default user when absent.'),
+    password: z.string().min(1).optional().describe('Password of that user (prefer passwordFile, or MLGATE_STORE__REDIS__PASSWORD).'),
+    passwordFile: z.string().min(1).optional().describe('File holding the password instead (a trailing newline is ignored).'),
+    sentinelPassword: z.string().min(1).optional().describe('sentinel: password of the Sentinels themselves, when they require one.'),
+    sentinelPasswordFile: z.string().min(1).optional().describe('sentinel: file holding the Sentinel password instead.'),
+    tls: z
+      .object({
+        caFile: z.string().min(1).describe('PEM CA bundle that signs the Redis server certificates.'),
+        certFile: z.string().min(1).optional().describe('Client certificate, when Redis requires one (tls-auth-clients).'),
+        keyFile: z.string().min(1).optional().describe('Key of the client certificate.'),
+        servername: z.string().min(1).optional().describe('Name expected on the server certificate when it differs from the host.'),
+      })
+      .strict()
+      .optional()
+      .describe('TLS to Redis (to the Sentinels too in sentinel mode); absent = plain TCP.'),
+    keyPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits and _ . : - only (no braces: keys carry Cluster hash tags)')
+      .default('mlgate:')
+      .describe('Prefix of every key and of the revocation channel; instances that share state use the same prefix.'),
+    commandTimeoutMs: ms(1_000, 'A command not answered within this fails: the request gets 503 store_unavailable instead of hanging.'),
+    connectTimeoutMs: ms(2_000, 'TCP (+TLS) connect timeout to Redis and to the Sentinels.'),
+    minReplicaAcks: z
+      .number()
+      .int()
+      .min(0)
+      .max(10)
+      .default(0)
+      .describe('standalone/sentinel: after every write (login, refresh, revocation) wait (WAIT) until this many replicas have it, else answer 503 and hand out nothing, so a failover cannot lose a rotation or resurrect a revoked family. 1 with Sentinel.'),
+    replicaAckTimeoutMs: ms(250, 'How long a write waits for minReplicaAcks replicas (below commandTimeoutMs).'),
+    feedCheckIntervalMs: ms(1_000, 'How often the revocation feed connection is PINGed; a failed PING marks the feed lost (revocation.maxStalenessSeconds runs from then) and reconnects.'),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (v.mode === 'standalone' && !v.url) issue('url', 'mode standalone needs url (redis://host:port)');
+    if (v.mode !== 'standalone' && v.url) issue('url', `url is for mode standalone; mode ${v.mode} uses ${v.mode === 'sentinel' ? 'sentinels' : 'nodes'}`);
+    if (v.mode === 'sentinel' && v.sentinels.length === 0) issue('sentinels', 'mode sentinel needs at least one sentinel');
+    if (v.mode === 'sentinel' && !v.masterName) issue('masterName', 'mode sentinel needs masterName');
+    if (v.mode === 'cluster' && v.nodes.length === 0) issue('nodes', 'mode cluster needs at least one node');
+    if (v.password && v.passwordFile) issue('passwordFile', 'set password or passwordFile, not both');
+    if (v.sentinelPassword && v.sentinelPasswordFile) issue('sentinelPasswordFile', 'set sentinelPassword or sentinelPasswordFile, not both');
+    if (v.tls && (v.tls.certFile === undefined) !== (v.tls.keyFile === undefined)) issue('tls', 'certFile and keyFile go together');
+    if (v.mode === 'cluster' && v.minReplicaAcks > 0) issue('minReplicaAcks', 'not supported in mode cluster (WAIT must reach the node that took the write)');
+    if (v.replicaAckTimeoutMs >= v.commandTimeoutMs) issue('replicaAckTimeoutMs', 'must be below commandTimeoutMs');
+  });
+
+export const storeSchema = z
+  .object({
+    kind: z.enum(['memory', 'redis']).default('memory').describe('Token store: memory (one instance only) or redis (instances that share it share sessions and revocations).'),
+    redis: redisSchema.optional().describe('The Redis connection; required when kind is redis.'),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.kind === 'redis' && !v.redis) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'store.kind is redis but store.redis is not configured' });
+  });
 
 export const revocationSchema = z
   .object({
@@ -137,6 +319,16 @@ export const configSchema = z
     revocation: revocationSchema.default(revocationSchema.parse({})),
     upstream: upstreamSchema.describe('The operationalization node behind mlgate.'),
     policy: policySchema.default(policySchema.parse({})),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics at GET /mlgate/metrics.'),
+        allowFrom: z
+          .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR such as 10.0.0.0/8'))
+          .default(['127.0.0.0/8', '::1/128'])
+          .describe('Client networks (CIDR) allowed to read the metrics; others get 403.'),
+      })
+      .strict()
+      .default({ enabled: true, allowFrom: ['127.0.0.0/8', '::1/128'] }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (MLGATE_LOG_LEVEL).') })
       .strict()
