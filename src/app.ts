@@ -201,7 +201,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     const requestId = typeof claimed === 'string' && REQUEST_ID.test(claimed) ? claimed : randomUUID();
     c.set('requestId', requestId);
     const target = normalizeTarget(incoming.url ?? '');
-    if (!target.ok) throw new BadRequest(`The request path is not allowed (${target.reason}).`, 'invalid_path', incoming.url);
+    // The query can carry a refresh token (DELETE /login/refreshToken): only the path goes to the log.
+    if (!target.ok) throw new BadRequest(`The request path is not allowed (${target.reason}).`, 'invalid_path', incoming.url?.split('?')[0]);
     c.set('path', target.path);
     c.set('search', target.search);
     c.set('routeClass', routeClassOf(target.path));
