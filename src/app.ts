@@ -56,6 +56,7 @@ export interface Gateway {
   upstream: Upstream;
   routes: readonly RouteRule[];
   metrics: GatewayMetrics;
+  setMetricsText(read: () => Promise<string>): void;
   close(): Promise<void>;
 }
 
@@ -283,6 +284,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
 
   app.get('/mlgate/health', (c) => c.json({ status: 'ok' }));
 
+  // Cluster workers swap this for a reader of every worker's metrics (gathered by the primary).
+  let metricsText = (): Promise<string> => metrics.registry.metrics();
   const metricsAllowed = new BlockList();
   for (const cidr of config.metrics.allowFrom) {
     const [net, bits] = cidr.split('/') as [string, string];
@@ -295,7 +298,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       throw new Forbidden('Metrics are not served to this address (metrics.allowFrom).', 'forbidden');
     }
     c.header('Content-Type', metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    return c.body(await metricsText());
   });
 
   app.get('/mlgate/ready', async (c) => {
@@ -402,11 +405,15 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     upstream,
     routes,
     metrics,
+    setMetricsText(read) {
+      metricsText = read;
+    },
     async close() {
       clearInterval(pruner);
       unsubscribeRevocations();
       unsubscribeFeed();
       upstream.close();
+      await Promise.all(providers.map((p) => p.close?.()));
       await store.close();
     },
   };

@@ -1,11 +1,14 @@
 // Start mlgate: load config (or dev mode when there is none), build the gateway, listen, handle signals.
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import url from 'node:url';
 import { parseArgs } from 'node:util';
 import { jwtVerify } from 'jose';
 import { createGateway } from './app.ts';
+import { supervise, workerCount, workerMetrics } from './cluster.ts';
 import { hashPassword } from './auth/index.ts';
 import { ConfigError, loadConfig, productionProblems, type Config } from './config/index.ts';
 import { startExampleNode, type ExampleNode } from './example-node/index.ts';
@@ -77,8 +80,23 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = createLogger(config.log.level);
-  const gateway = await createGateway(config, { logger: log, ...(keys ? { keys } : {}) });
+  const workers = workerCount(config.server.workers, availableParallelism());
+  if (workers > 1 && !file) {
+    process.stderr.write('mlgate: server.workers > 1 needs a config file (shared Redis store and signing key files)\n');
+    await devNode?.close();
+    process.exit(2);
+  }
+  const baseLog = createLogger(config.log.level);
+  if (workers > 1 && cluster.isPrimary) {
+    supervise(workers, baseLog);
+    return;
+  }
+  const log = cluster.isWorker ? baseLog.child({ worker: cluster.worker?.id }) : baseLog;
+  const gateway = await createGateway(config, {
+    logger: log,
+    ...(keys ? { keys } : {}),
+  });
+  if (cluster.isWorker) gateway.setMetricsText(workerMetrics(gateway.metrics.registry));
   const running = await listen(gateway, log);
   log.info({ url: running.url, mode: config.mode, upstream: config.upstream.url, store: gateway.store.kind }, 'mlgate listening');
   if (devPassword !== undefined) {

@@ -24,6 +24,11 @@ export function fileProblems(value: unknown, path = ''): string[] {
 
 export function productionProblems(config: Config, exampleCertDir: string): string[] {
   const problems: string[] = fileProblems(config);
+  if (config.server.workers !== 1) {
+    // Each worker has its own memory: refresh tokens and revocations must live in a shared store.
+    if (config.store.kind === 'memory') problems.push('server.workers: cluster mode needs store.kind redis (workers share refresh and revocation state)');
+    if (config.tokens.signingKeys.length === 0) problems.push('server.workers: cluster mode needs tokens.signingKeys from files (every worker must sign with the same key)');
+  }
   if (config.mode !== 'production') return problems;
   const examples = fingerprintsIn(exampleCertDir);
   const refuse = (key: string, file: string | undefined): void => {

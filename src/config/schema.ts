@@ -14,6 +14,10 @@ export const serverSchema = z
   .object({
     host: z.string().default('0.0.0.0').describe('Address the edge listens on.'),
     port: z.number().int().min(0).max(65535).default(8443).describe('Edge port (MLGATE_PORT overrides).'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(64)])
+      .default(1)
+      .describe("Processes serving the port (node cluster): a number, or 'auto' for one per core. Above 1 needs store.kind redis and signing keys from files."),
     tls: tlsFilesSchema
       .extend({
         minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted; 1.0/1.1 are never accepted.'),

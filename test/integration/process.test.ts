@@ -1,0 +1,147 @@
+// The real `mlgate` process: startup refusal of a bad config, and graceful shutdown under load.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../src/auth/index.ts';
+import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
+import { ADMIN_PASSWORD, CA, ROOT, cert } from './setup.ts';
+
+const NODE = join(ROOT, 'node_modules/.bin/node');
+let dir: string;
+let node: ExampleNode;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mlgate-proc-'));
+  node = await startExampleNode({ cert: readFileSync(cert('node.crt')), key: readFileSync(cert('node.key')), ca: CA });
+});
+afterAll(async () => {
+  await node?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = https.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function startGateway(configFile: string): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(NODE, ['--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', configFile], {
+    env: { ...process.env, MLGATE_CONFIG: undefined },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+async function writeConfig(port: number): Promise<string> {
+  const file = join(dir, `mlgate-${port}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      mode: 'dev',
+      server: { host: '127.0.0.1', port, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') } },
+      auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await hashPassword(ADMIN_PASSWORD) } },
+      upstream: {
+        url: node.url,
+        servername: 'localhost',
+        caFile: cert('ca.crt'),
+        clientCertFile: cert('gateway-client.crt'),
+        clientKeyFile: cert('gateway-client.key'),
+      },
+    }),
+  );
+  return file;
+}
+
+function call(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const r = https.request({ host: '127.0.0.1', port, method, path, headers, ca: CA, servername: 'localhost', agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    try {
+      await call(port, 'GET', '/mlgate/health', {});
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('gateway did not start');
+}
+
+describe('mlgate process', () => {
+  it('refuses to start with a bad config, listing every problem, exit code 2', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'server:\n  port: "x"\n  nosuch: 1\ntokens:\n  algorithm: HS256\n');
+    const g = startGateway(file);
+    expect(await g.exited).toBe(2);
+    const out = g.output();
+    expect(out).toContain('server.port');
+    expect(out).toContain('nosuch');
+    expect(out).toContain('tokens.algorithm');
+    expect(out).toContain('upstream');
+    expect(out).not.toMatch(/\n\s+at .+:\d+:\d+/); // no stack trace
+  });
+
+  it('SIGTERM under 64 connections: requests in flight complete, new ones are refused, exit code 0', async () => {
+    const port = await freePort();
+    const g = startGateway(await writeConfig(port));
+    await waitListening(port);
+    const login = JSON.parse((await call(port, 'POST', '/login', { 'content-type': 'application/json' }, JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }))).text);
+    const auth = { authorization: `Bearer ${login.access_token}` };
+    expect((await call(port, 'POST', '/services/drain/1', { ...auth, 'content-type': 'application/json' }, '{"code":"x"}')).status).toBe(201);
+
+    // 64 uploads, each stopped half way so that all of them are in flight when SIGTERM arrives.
+    const half = Buffer.alloc(256 * 1024, 1);
+    const whole = createHash('sha256').update(half).update(half).digest('hex');
+    const started: Array<() => void> = [];
+    const answers = Array.from({ length: 64 }, () =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const r = https.request(
+          { host: '127.0.0.1', port, method: 'POST', path: '/api/drain/1', ca: CA, servername: 'localhost', agent: false,
+            headers: { ...auth, 'content-type': 'application/octet-stream', 'content-length': String(half.length * 2) } },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        r.on('error', reject);
+        r.write(half);
+        started.push(() => r.end(half));
+      }),
+    );
+    const seen = node.received.length;
+    for (let i = 0; i < 100 && node.received.length < seen; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // the first halves reach the node
+    g.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    // The listener is closed: a new connection is refused.
+    await expect(call(port, 'GET', '/mlgate/health', {})).rejects.toThrow(/ECONNREFUSED|ECONNRESET|socket hang up/);
+    for (const finish of started) finish();
+    const results = await Promise.all(answers);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(64);
+    for (const r of results) expect(JSON.parse(r.text).sha256).toBe(whole);
+    expect(await g.exited).toBe(0);
+    expect(g.output()).toContain('stopped');
+  });
+});
