@@ -13,6 +13,8 @@ function typeName(s: z.ZodType): string {
   if (s instanceof z.ZodEnum) return (s.options as string[]).map((o) => `\`${o}\``).join(' \\| ');
   if (s instanceof z.ZodArray) return `list of ${typeName(s.element as z.ZodType)}`;
   if (s instanceof z.ZodObject) return 'object';
+  if (s instanceof z.ZodUnion) return (s.options as z.ZodType[]).map((o) => typeName(o)).join(' \\| ');
+  if (s instanceof z.ZodLiteral) return `\`${JSON.stringify(s.value)}\``;
   if (s instanceof z.ZodNumber) return 'number';
   if (s instanceof z.ZodBoolean) return 'boolean';
   if (s instanceof z.ZodString) return 'string';
