@@ -10,4 +10,5 @@ export type {
   StoreTimings,
 } from './types.ts';
 export { MemoryTokenStore } from './memory.ts';
-export { createStore } from './factory.ts';
+export { RedisTokenStore, RedisStoreError, type RedisStoreOptions, type RedisEndpoint } from './redis.ts';
+export { createStore, redisOptions, type StoreLog } from './factory.ts';

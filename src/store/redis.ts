@@ -1,0 +1,651 @@
+// The Redis TokenStore (ioredis): standalone, Sentinel or Cluster, same semantics as memory.ts (one contract suite).
+//
+// Keys (P = keyPrefix, ids URI-encoded so no id can contain a brace or a colon):
+//   P{fam:<familyId>}:f / :x / :s:<hash> / :t   a refresh family; see redis-scripts.ts. One hash tag = one slot.
+//   Prtf:<hash> -> familyId                       index from a refresh token hash to its family (its own slot)
+//   P{sub:<subject>}:i / :b                       the subject's families (zset) and not-before (ms)
+//   P{rev}:e / :d                                 current revocation entries (hash) and their ends (zset)
+//   Powner:<service>                              publisher of a web service (SET NX)
+//   channel Prevocations                          every revocation, as the entry's JSON
+// Every key has a TTL except owner keys: ownership lasts as long as the service (deleted with it), and a TTL would
+// let anyone re-claim a service after it lapsed.
+//
+// Atomicity: the family-slot scripts decide. The hash index is only a pointer, written before the family script
+// (a pointer to a family that does not hold the hash finds nothing) and never trusted alone. Operations that span
+// slots (login: subject index + index + family; revokeSubject: subject + every family) are several steps, ordered so
+// that a failure between steps errs closed; the order is argued at each method. On standalone and Sentinel the same
+// steps run (one code path, tested on all three topologies).
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { SCRIPTS, type ScriptName } from './redis-scripts.ts';
+import type {
+  FamilySummary,
+  RefreshRecord,
+  RevocationEntry,
+  RotateOutcome,
+  RotateRequest,
+  StoredRefresh,
+  StoreTimings,
+  TokenStore,
+} from './types.ts';
+
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+}
+
+export interface RedisStoreOptions {
+  mode: 'standalone' | 'sentinel' | 'cluster';
+  url?: string | undefined;
+  sentinels?: RedisEndpoint[] | undefined;
+  masterName?: string | undefined;
+  nodes?: RedisEndpoint[] | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  sentinelPassword?: string | undefined;
+  tls?: ConnectionOptions | undefined;
+  keyPrefix?: string | undefined;
+  commandTimeoutMs?: number | undefined;
+  connectTimeoutMs?: number | undefined;
+  /** standalone/sentinel: WAIT for this many replicas after each write (0 = do not wait). */
+  minReplicaAcks?: number | undefined;
+  replicaAckTimeoutMs?: number | undefined;
+  /** PING period of the revocation feed connection. */
+  feedCheckIntervalMs?: number | undefined;
+  /** Connection events (no secrets in them). */
+  log?: ((level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void) | undefined;
+}
+
+type Client = Redis | Cluster;
+type ScriptCall = (...args: (string | number)[]) => Promise<unknown>;
+
+const enc = (id: string): string => encodeURIComponent(id);
+/** How many families revokeSubject ends at once (each is one script on its own slot). */
+const REVOKE_CONCURRENCY = 16;
+
+/** A store error: the app answers 503 store_unavailable for any non-gateway error; this one says what failed. */
+export class RedisStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RedisStoreError';
+  }
+}
+
+export class RedisTokenStore implements TokenStore {
+  readonly kind = 'redis' as const;
+  readonly prefix: string;
+  private readonly client: Client;
+  private readonly opts: RedisStoreOptions;
+  private readonly timings: StoreTimings;
+  private readonly channel: string;
+  private readonly feed: RevocationFeed;
+  private closed = false;
+
+  private constructor(client: Client, opts: RedisStoreOptions, timings: StoreTimings) {
+    this.client = client;
+    this.opts = opts;
+    this.timings = timings;
+    this.prefix = opts.keyPrefix ?? 'mlgate:';
+    this.channel = `${this.prefix}revocations`;
+    this.feed = new RevocationFeed({
+      channel: this.channel,
+      connect: (attempt) => this.subscriberConnection(attempt),
+      checkIntervalMs: opts.feedCheckIntervalMs ?? 1_000,
+      pingTimeoutMs: opts.commandTimeoutMs ?? 1_000,
+      log: opts.log,
+    });
+  }
+
+  /** Connects (fails when Redis cannot be reached within connectTimeoutMs) and starts the revocation feed. */
+  static async connect(opts: RedisStoreOptions, timings: StoreTimings): Promise<RedisTokenStore> {
+    const client = createClient(opts, { lazyConnect: true, scripts: true });
+    const log = opts.log;
+    client.on('error', (err: Error) => log?.('debug', 'redis connection error', { err: err.message }));
+    client.on('ready', () => log?.('info', 'redis ready', { mode: opts.mode }));
+    client.on('close', () => log?.('debug', 'redis connection closed'));
+    try {
+      await withTimeout(client.connect(), (opts.connectTimeoutMs ?? 2_000) * 3, 'connect to redis');
+    } catch (err) {
+      client.disconnect();
+      throw new RedisStoreError(`cannot connect to redis: ${errText(err)}`, { cause: err });
+    }
+    // From now on a command sent while Redis is unreachable fails at once (-> 503) instead of waiting in a queue.
+    client.options.enableOfflineQueue = false;
+    const store = new RedisTokenStore(client, opts, timings);
+    store.feed.start();
+    return store;
+  }
+
+  // ---- keys --------------------------------------------------------------------------------------------------
+  private famTag(familyId: string): string {
+    return `${this.prefix}{fam:${enc(familyId)}}`;
+  }
+  private famKeys(familyId: string): { f: string; x: string; t: string; s: (hash: string) => string } {
+    const tag = this.famTag(familyId);
+    return { f: `${tag}:f`, x: `${tag}:x`, t: `${tag}:t`, s: (hash) => `${tag}:s:${enc(hash)}` };
+  }
+  private indexKey(hash: string): string {
+    return `${this.prefix}rtf:${enc(hash)}`;
+  }
+  private subjectKeys(subject: string): { i: string; b: string } {
+    const tag = `${this.prefix}{sub:${enc(subject)}}`;
+    return { i: `${tag}:i`, b: `${tag}:b` };
+  }
+  private revocationKeys(): { e: string; d: string } {
+    return { e: `${this.prefix}{rev}:e`, d: `${this.prefix}{rev}:d` };
+  }
+  private ownerKey(service: string): string {
+    return `${this.prefix}owner:${enc(service)}`;
+  }
+
+  private script(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const fn = (this.client as unknown as Record<ScriptName, ScriptCall>)[name];
+    return fn.call(this.client, ...keys, ...args.map(String));
+  }
+
+  /** With minReplicaAcks: the writes so far on this connection reached that many replicas, or this throws. */
+  private async replicated(): Promise<void> {
+    const want = this.opts.minReplicaAcks ?? 0;
+    if (want <= 0 || this.client instanceof Cluster) return;
+    const got = await this.client.wait(want, this.opts.replicaAckTimeoutMs ?? 250);
+    if (got < want) throw new RedisStoreError(`write reached ${got} of ${want} replicas in ${this.opts.replicaAckTimeoutMs ?? 250} ms`);
+  }
+
+  // ---- families ----------------------------------------------------------------------------------------------
+
+  /**
+   * Three steps: (1) the subject index, which refuses a family that started before a revocation of its subject;
+   * (2) the hash index; (3) the family itself, refused when the family id was revoked (tombstone).
+   * revokeSubject writes the not-before and then reads the subject index, so a login either is in the index it
+   * reads (and is ended, step 3 coming later is refused by the tombstone) or comes after the not-before and is
+   * checked against it in step 1. A failure after step 1 or 2 leaves only index entries that expire.
+   */
+  async createFamily(hash: string, record: RefreshRecord): Promise<void> {
+    const now = record.issuedAt;
+    const subject = record.identity.subject;
+    const sk = this.subjectKeys(subject);
+    const tokenTtl = Math.min(record.expiresAt, record.familyExpiresAt) - now;
+    const [added] = await Promise.all([
+      this.script('mlgSubjectAdd', [sk.i, sk.b], [record.familyId, record.familyStartedAt, record.familyExpiresAt, now]),
+      tokenTtl > 0 ? this.client.set(this.indexKey(hash), record.familyId, 'PX', tokenTtl) : Promise.resolve(null),
+    ]);
+    if (Number(added) !== 1) throw new RedisStoreError('refusing a family that started before a revocation of its subject');
+    const k = this.famKeys(record.familyId);
+    const created = await this.script(
+      'mlgCreateFamily',
+      [k.f, k.x, k.t],
+      [
+        hash,
+        JSON.stringify(record),
+        record.expiresAt,
+        subject,
+        record.identity.provider,
+        record.familyStartedAt,
+        record.issuedAt,
+        record.familyExpiresAt,
+        record.clientAddress ?? '',
+        now,
+      ],
+    );
+    if (Number(created) !== 1) throw new RedisStoreError('refusing to create a revoked family');
+    await this.replicated();
+  }
+
+  async getRefresh(hash: string, now: number): Promise<StoredRefresh | null> {
+    const familyId = await this.client.get(this.indexKey(hash));
+    if (familyId === null) return null;
+    return this.readToken(familyId, hash, now);
+  }
+
+  private async readToken(familyId: string, hash: string, now: number): Promise<StoredRefresh | null> {
+    const got = (await this.script('mlgGetRefresh', [this.famKeys(familyId).f], [hash])) as [string, string, string] | null;
+    if (!got) return null;
+    const [fexp, json, used] = got;
+    const rec = JSON.parse(json) as RefreshRecord;
+    if (rec.familyId !== familyId || rec.expiresAt <= now || Number(fexp) <= now) return null;
+    return used === '' ? rec : { ...rec, usedAt: Number(used) };
+  }
+
+  /**
+   * The hash index says which family to ask; the family script alone decides. The new token's index entry is
+   * written first (a pointer into the family, useless unless the script stores the token there), so the token
+   * handed out after 'rotated' is always findable.
+   */
+  async rotate(req: RotateRequest): Promise<RotateOutcome> {
+    const familyId = req.newRecord.familyId;
+    const newTtl = Math.min(req.newRecord.expiresAt, req.newRecord.familyExpiresAt) - req.now;
+    const [indexed] = await Promise.all([
+      this.client.get(this.indexKey(req.oldHash)),
+      newTtl > 0 ? this.client.set(this.indexKey(req.newHash), familyId, 'PX', newTtl) : Promise.resolve(null),
+    ]);
+    if (indexed !== familyId) {
+      if (newTtl > 0) await this.client.del(this.indexKey(req.newHash));
+      return { kind: 'invalid' };
+    }
+    const k = this.famKeys(familyId);
+    const entry: RevocationEntry = { kind: 'family', familyId, until: req.now + this.timings.revocationTtlMs };
+    const out = (await this.script(
+      'mlgRotate',
+      [k.f, k.x, k.s(req.oldHash), k.t],
+      [
+        req.oldHash,
+        req.newHash,
+        JSON.stringify(req.newRecord),
+        req.newRecord.expiresAt,
+        req.now,
+        req.graceMs,
+        req.graceMs > 0 && req.sealedSuccessor !== undefined ? req.sealedSuccessor : '',
+        this.timings.revocationTtlMs,
+        this.channel,
+        JSON.stringify(entry),
+      ],
+    )) as [string, string?];
+    switch (out[0]) {
+      case 'rotated':
+        await this.replicated();
+        return { kind: 'rotated' };
+      case 'replayed':
+        await this.client.del(this.indexKey(req.newHash));
+        return { kind: 'replayed', successor: out[1]! };
+      case 'reused': {
+        // The family is gone and every instance has been told (PUBLISH in the script); now the stored entry, for
+        // instances that reload their view later, and the subject index.
+        const subject = out[1]!;
+        await Promise.all([this.addRevocations([entry], req.now, false), this.client.del(this.indexKey(req.newHash))]);
+        await this.client.zrem(this.subjectKeys(subject).i, familyId);
+        await this.replicated();
+        return { kind: 'reused', familyId, subject };
+      }
+      default:
+        await this.client.del(this.indexKey(req.newHash));
+        return { kind: 'invalid' };
+    }
+  }
+
+  /** The revocation entry first (access tokens end everywhere at once), then the family's tokens. */
+  async revokeFamily(familyId: string, now: number): Promise<boolean> {
+    const entry: RevocationEntry = { kind: 'family', familyId, until: now + this.timings.revocationTtlMs };
+    await this.addRevocations([entry], now, true);
+    const subject = await this.endFamily(familyId, '');
+    if (subject !== null) await this.client.zrem(this.subjectKeys(subject).i, familyId);
+    await this.replicated();
+    return subject !== null;
+  }
+
+  private async endFamily(familyId: string, message: string): Promise<string | null> {
+    const k = this.famKeys(familyId);
+    const sub = await this.script('mlgRevokeFamily', [k.f, k.x, k.t], [this.timings.revocationTtlMs, this.channel, message]);
+    return typeof sub === 'string' ? sub : null;
+  }
+
+  /**
+   * (1) The subject entry (stored + published: its access tokens end everywhere); (2) the not-before and the
+   * subject's family list, in one script on the subject's slot; (3) each family, one script per family: in a
+   * Cluster the families live on other slots than the subject index, so this cannot be one script. (4) A family
+   * entry per ended family, so that a refresh that rotated between (2) and (3) cannot leave a usable access token.
+   */
+  async revokeSubject(subject: string, notBefore: number, now: number): Promise<number> {
+    const until = now + this.timings.revocationTtlMs;
+    await this.addRevocations([{ kind: 'subject', subject, notBefore, until }], now, true);
+    const sk = this.subjectKeys(subject);
+    const families = (await this.script('mlgSubjectRevoke', [sk.i, sk.b], [notBefore, this.timings.revocationTtlMs])) as string[];
+    const ended: string[] = [];
+    for (let i = 0; i < families.length; i += REVOKE_CONCURRENCY) {
+      const batch = families.slice(i, i + REVOKE_CONCURRENCY);
+      const subjects = await Promise.all(batch.map((id) => this.endFamily(id, '')));
+      batch.forEach((id, j) => {
+        if (subjects[j] !== null) ended.push(id);
+      });
+    }
+    if (ended.length > 0) {
+      await this.addRevocations(
+        ended.map((familyId) => ({ kind: 'family', familyId, until })),
+        now,
+        true,
+      );
+    }
+    await this.replicated();
+    return ended.length;
+  }
+
+  async listFamilies(subject: string, now: number): Promise<FamilySummary[]> {
+    const ids = await this.client.zrangebyscore(this.subjectKeys(subject).i, `(${now}`, '+inf');
+    const rows = await Promise.all(
+      ids.map((id) => this.client.hmget(this.famKeys(id).f, 'sub', 'prov', 'start', 'last', 'fexp', 'live', 'addr')),
+    );
+    const out: FamilySummary[] = [];
+    rows.forEach((r, i) => {
+      const [sub, prov, start, last, fexp, live, addr] = r;
+      if (sub !== subject || !fexp || !live) return;
+      const expiresAt = Math.min(Number(fexp), Number(live));
+      if (expiresAt <= now) return;
+      out.push({
+        familyId: ids[i]!,
+        subject: sub,
+        provider: prov ?? '',
+        startedAt: Number(start),
+        lastUsedAt: Number(last),
+        expiresAt,
+        clientAddress: addr ? addr : undefined,
+      });
+    });
+    return out.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+  }
+
+  // ---- revocations -------------------------------------------------------------------------------------------
+
+  private async addRevocations(entries: RevocationEntry[], now: number, publish: boolean): Promise<void> {
+    const rk = this.revocationKeys();
+    const args: (string | number)[] = [now, this.channel, publish ? '1' : '0'];
+    for (const e of entries) args.push(revocationId(e), JSON.stringify(e), e.until);
+    await this.script('mlgRevocationAdd', [rk.e, rk.d], args);
+  }
+
+  async listRevocations(now: number): Promise<RevocationEntry[]> {
+    const all = await this.client.hvals(this.revocationKeys().e);
+    const out: RevocationEntry[] = [];
+    for (const json of all) {
+      const e = parseRevocation(json);
+      if (e && e.until > now) out.push(e);
+    }
+    return out;
+  }
+
+  onRevocation(listener: (entry: RevocationEntry) => void): () => void {
+    return this.feed.onEntry(listener);
+  }
+
+  onFeedState(listener: (live: boolean) => void): () => void {
+    return this.feed.onState(listener);
+  }
+
+  /** Whether the revocation feed is subscribed right now. */
+  get feedLive(): boolean {
+    return this.feed.live;
+  }
+
+  // ---- ownership ---------------------------------------------------------------------------------------------
+
+  async setOwnerIfAbsent(service: string, owner: string): Promise<string> {
+    // SET NX GET (Redis 7): one atomic step that answers the owner recorded before, or null when we set it.
+    const previous = (await this.client.call('SET', this.ownerKey(service), owner, 'NX', 'GET')) as string | null;
+    if (previous === null) await this.replicated();
+    return previous ?? owner;
+  }
+
+  async getOwner(service: string): Promise<string | null> {
+    return this.client.get(this.ownerKey(service));
+  }
+
+  async deleteOwner(service: string): Promise<void> {
+    await this.client.del(this.ownerKey(service));
+    await this.replicated();
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.feed.stop();
+    try {
+      await withTimeout(this.client.quit(), 1_000, 'quit');
+    } catch {
+      this.client.disconnect();
+    }
+  }
+
+  /** The raw client, for operations and tests (DBSIZE, SCRIPT FLUSH). */
+  get redis(): Client {
+    return this.client;
+  }
+
+  /** A new connection for the revocation feed: a plain connection to one node (Cluster pub/sub reaches every node). */
+  private subscriberConnection(attempt: number): Redis {
+    if (this.client instanceof Cluster) {
+      const known = this.client.nodes('master').map((n) => ({ host: n.options.host!, port: n.options.port! }));
+      const candidates = known.length > 0 ? known : (this.opts.nodes ?? []);
+      const node = candidates[attempt % candidates.length]!;
+      return createClient({ ...this.opts, mode: 'standalone', url: undefined, nodes: undefined, endpoint: node }, { lazyConnect: true, scripts: false, subscriber: true }) as Redis;
+    }
+    return createClient(this.opts, { lazyConnect: true, scripts: false, subscriber: true }) as Redis;
+  }
+}
+
+function revocationId(e: RevocationEntry): string {
+  return e.kind === 'family' ? `family:${e.familyId}` : `subject:${e.subject}`;
+}
+
+function parseRevocation(json: string): RevocationEntry | null {
+  try {
+    const e = JSON.parse(json) as RevocationEntry;
+    if (e.kind === 'family' && typeof e.familyId === 'string' && typeof e.until === 'number') return e;
+    if (e.kind === 'subject' && typeof e.subject === 'string' && typeof e.notBefore === 'number' && typeof e.until === 'number') return e;
+  } catch {
+    // ignored: not ours
+  }
+  return null;
+}
+
+// ---- connections -----------------------------------------------------------------------------------------------
+
+interface ClientKind {
+  lazyConnect: boolean;
+  scripts: boolean;
+  /** The feed connection: no reconnects of its own (RevocationFeed reconnects, and reloads after each). */
+  subscriber?: boolean;
+}
+
+function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, kind: ClientKind): Client {
+  const connectTimeout = opts.connectTimeoutMs ?? 2_000;
+  const common: RedisOptions = {
+    username: opts.username,
+    password: opts.password,
+    tls: opts.tls,
+    connectTimeout,
+    commandTimeout: opts.commandTimeoutMs ?? 1_000,
+    // PITFALLS 28: never queue a command across reconnects; one try, then the caller answers 503.
+    maxRetriesPerRequest: 1,
+    // PITFALLS 27: RESP2 reply shapes (and the restricted subscriber mode the feed relies on).
+    protocol: 2,
+    disableClientInfo: true,
+    connectionName: kind.subscriber ? 'mlgate-feed' : 'mlgate',
+    lazyConnect: kind.lazyConnect,
+    enableReadyCheck: true,
+    autoResubscribe: false,
+    // A demoted master answers READONLY: reconnect, so the Sentinel connector finds the new master.
+    reconnectOnError: (err) => /READONLY|MASTERDOWN/.test(err.message),
+    retryStrategy: kind.subscriber ? () => null : (times) => Math.min(100 * times, 1_000),
+    ...(kind.scripts ? { scripts: SCRIPTS } : {}),
+  };
+  if (opts.mode === 'cluster') {
+    const clusterOpts: ClusterOptions = {
+      lazyConnect: kind.lazyConnect,
+      redisOptions: {
+        username: opts.username,
+        password: opts.password,
+        tls: opts.tls,
+        connectTimeout,
+        commandTimeout: opts.commandTimeoutMs ?? 1_000,
+        maxRetriesPerRequest: 1,
+        protocol: 2,
+        disableClientInfo: true,
+        connectionName: 'mlgate',
+      },
+      clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
+      slotsRefreshTimeout: connectTimeout,
+      retryDelayOnFailover: 100,
+      retryDelayOnClusterDown: 100,
+      maxRedirections: 6,
+      // PITFALLS 32: token state is read from masters only (scaleReads stays 'master').
+      ...(kind.scripts ? { scripts: SCRIPTS } : {}),
+    };
+    return new Cluster(opts.nodes ?? [], clusterOpts);
+  }
+  if (opts.endpoint) return new Redis({ ...common, host: opts.endpoint.host, port: opts.endpoint.port });
+  if (opts.mode === 'sentinel') {
+    return new Redis({
+      ...common,
+      sentinels: opts.sentinels ?? [],
+      name: opts.masterName,
+      role: 'master',
+      sentinelPassword: opts.sentinelPassword,
+      ...(opts.tls ? { enableTLSForSentinelMode: true, sentinelTLS: opts.tls } : {}),
+      sentinelCommandTimeout: opts.commandTimeoutMs ?? 1_000,
+      // The Sentinel connector walks the list of sentinels on every connect; bounded, then retryStrategy again.
+      sentinelRetryStrategy: (times) => (times > 3 ? null : 100 * times),
+    });
+  }
+  if (!opts.url) throw new RedisStoreError('redis mode standalone needs a url');
+  const url = new URL(opts.url);
+  const tls = url.protocol === 'rediss:' ? (opts.tls ?? {}) : opts.tls;
+  return new Redis(opts.url, { ...common, tls });
+}
+
+// ---- the revocation feed ---------------------------------------------------------------------------------------
+
+interface FeedOptions {
+  channel: string;
+  connect: (attempt: number) => Redis;
+  checkIntervalMs: number;
+  pingTimeoutMs: number;
+  log?: RedisStoreOptions['log'];
+}
+
+/**
+ * One dedicated subscriber connection (PITFALLS 31). Live = subscribed and answering PINGs. Lost = closed, or a
+ * PING unanswered within the command timeout; then it reconnects (new connection, backoff up to 1 s) and reports
+ * live again only once SUBSCRIBE is confirmed, so the reload the app does on every "live" misses nothing.
+ */
+class RevocationFeed {
+  private readonly opts: FeedOptions;
+  private readonly entryListeners = new Set<(e: RevocationEntry) => void>();
+  private readonly stateListeners = new Set<(live: boolean) => void>();
+  private conn: Redis | undefined;
+  private attempt = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly pinger: NodeJS.Timeout;
+  live = false;
+
+  constructor(opts: FeedOptions) {
+    this.opts = opts;
+    this.pinger = setInterval(() => this.check(), opts.checkIntervalMs);
+    this.pinger.unref();
+  }
+
+  start(): void {
+    this.open();
+  }
+
+  onEntry(listener: (e: RevocationEntry) => void): () => void {
+    this.entryListeners.add(listener);
+    return () => void this.entryListeners.delete(listener);
+  }
+
+  onState(listener: (live: boolean) => void): () => void {
+    this.stateListeners.add(listener);
+    if (this.live) listener(true);
+    return () => void this.stateListeners.delete(listener);
+  }
+
+  private setLive(live: boolean): void {
+    if (this.live === live) return;
+    this.live = live;
+    this.opts.log?.(live ? 'info' : 'warn', live ? 'revocation feed live' : 'revocation feed lost');
+    for (const l of [...this.stateListeners]) l(live);
+  }
+
+  private open(): void {
+    if (this.stopped) return;
+    const conn = this.opts.connect(this.attempt++);
+    this.conn = conn;
+    let lost = false;
+    const onLost = (why: string): void => {
+      if (lost) return;
+      lost = true;
+      conn.removeAllListeners('message');
+      conn.disconnect();
+      if (this.conn !== conn) return;
+      this.conn = undefined;
+      this.setLive(false);
+      if (this.stopped) return;
+      const delay = Math.min(50 * 2 ** Math.min(this.attempt, 5), 1_000);
+      this.opts.log?.('debug', 'revocation feed reconnecting', { why, delayMs: delay });
+      this.retryTimer = setTimeout(() => this.open(), delay);
+      this.retryTimer.unref();
+    };
+    conn.on('error', (err: Error) => this.opts.log?.('debug', 'revocation feed error', { err: err.message }));
+    conn.on('close', () => onLost('closed'));
+    conn.on('end', () => onLost('ended'));
+    conn.on('message', (channel: string, message: string) => {
+      if (channel !== this.opts.channel) return;
+      const entry = parseRevocation(message);
+      if (!entry) return;
+      for (const l of [...this.entryListeners]) l(entry);
+    });
+    conn
+      .connect()
+      .then(() => conn.subscribe(this.opts.channel))
+      .then(
+        () => {
+          if (lost || this.conn !== conn) return;
+          this.attempt = 0;
+          this.setLive(true);
+        },
+        (err: unknown) => onLost(errText(err)),
+      );
+  }
+
+  /** A PING through the subscribed connection; unanswered in time -> the feed is lost and reconnects. */
+  private check(): void {
+    const conn = this.conn;
+    if (!conn || !this.live) return;
+    withTimeout(conn.ping(), this.opts.pingTimeoutMs, 'feed ping').catch(() => {
+      if (this.conn === conn) conn.disconnect();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.pinger);
+    clearTimeout(this.retryTimer);
+    this.entryListeners.clear();
+    this.stateListeners.clear();
+    const conn = this.conn;
+    this.conn = undefined;
+    this.live = false;
+    if (conn) {
+      try {
+        await withTimeout(conn.quit(), 500, 'quit');
+      } catch {
+        conn.disconnect();
+      }
+    }
+  }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------------------------
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RedisStoreError(`${what}: no answer within ${ms} ms`)), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Reads a secret file (trailing newline ignored). */
+export function readSecretFile(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+}

@@ -1,0 +1,207 @@
+// The TokenStore contract on real Redis: standalone, Sentinel (1 master, 1 replica, 3 sentinels) and a 3-master
+// Cluster; then what only Redis has: TTL on every key, SCRIPT FLUSH, TLS + ACL user, the feed going down and back.
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisTokenStore, type RedisStoreOptions, type RefreshRecord } from '../../src/store/index.ts';
+import {
+  startCluster,
+  startRedis,
+  startSentinelTopology,
+  type RedisCluster,
+  type RedisServer,
+  type SentinelTopology,
+} from '../integration/servers/redis.ts';
+import { tokenStoreContract } from './contract.ts';
+
+const TIMINGS = { revocationTtlMs: 3_630_000 };
+const CERTS = join(import.meta.dirname, '..', '..', 'certs-example');
+
+const closers: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of closers.reverse()) await c().catch(() => {});
+});
+
+/** One store per topology, shared by the contract's tests (ids are unique per test); closed at the end. */
+function shared(start: () => Promise<RedisStoreOptions>): () => Promise<{ store: RedisTokenStore; cleanup: () => Promise<void> }> {
+  let store: Promise<RedisTokenStore> | undefined;
+  return async () => {
+    store ??= start().then(async (opts) => {
+      const s = await RedisTokenStore.connect(opts, TIMINGS);
+      closers.push(() => s.close());
+      return s;
+    });
+    return { store: await store, cleanup: async () => {} };
+  };
+}
+
+let standalone: RedisServer | undefined;
+async function standaloneServer(): Promise<RedisServer> {
+  if (!standalone) {
+    standalone = await startRedis();
+    const s = standalone;
+    closers.push(() => s.close());
+  }
+  return standalone;
+}
+
+tokenStoreContract(
+  'redis standalone',
+  shared(async () => ({ mode: 'standalone', url: (await standaloneServer()).url })),
+);
+
+let sentinel: SentinelTopology | undefined;
+tokenStoreContract(
+  'redis sentinel',
+  shared(async () => {
+    sentinel = await startSentinelTopology();
+    const t = sentinel;
+    closers.push(() => t.close());
+    return { mode: 'sentinel', sentinels: t.sentinelEndpoints, masterName: t.masterName, minReplicaAcks: 1 };
+  }),
+);
+
+let cluster: RedisCluster | undefined;
+tokenStoreContract(
+  'redis cluster',
+  shared(async () => {
+    cluster = await startCluster(3);
+    const c = cluster;
+    closers.push(() => c.close());
+    return { mode: 'cluster', nodes: c.endpoints };
+  }),
+);
+
+function record(familyId: string, subject: string, now: number, ttlMs = 60_000): RefreshRecord {
+  return {
+    familyId,
+    identity: { subject, displayName: subject, groups: ['g'], provider: 'admin', authTime: now },
+    issuedAt: now,
+    expiresAt: now + ttlMs,
+    familyStartedAt: now,
+    familyExpiresAt: now + 10 * ttlMs,
+  };
+}
+
+async function untilTrue(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  while (!(await probe())) {
+    if (Date.now() - start > ms) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return Date.now() - start;
+}
+
+describe('RedisTokenStore on standalone Redis', () => {
+  it('puts a TTL on every key it writes (owner keys excepted) and a family on one hash tag', async () => {
+    const server = await startRedis();
+    closers.push(() => server.close());
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url, keyPrefix: 'ttl:' }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily('h1', record(fam, 'alice', now));
+      const r = await store.rotate({ oldHash: 'h1', newHash: 'h2', newRecord: record(fam, 'alice', now + 1), now: now + 1, sealedSuccessor: 'sealed', graceMs: 5_000 });
+      expect(r.kind).toBe('rotated');
+      await store.createFamily('h3', record(randomUUID(), 'bob', now));
+      await store.revokeSubject('bob', now, now);
+      await store.setOwnerIfAbsent('svc/v1', 'alice');
+      const keys = (await server.cli('KEYS', '*')).split('\n').filter(Boolean).sort();
+      const withoutTtl: string[] = [];
+      for (const k of keys) if (Number(await server.cli('PTTL', k)) < 0) withoutTtl.push(k);
+      expect(withoutTtl).toEqual(['ttl:owner:svc%2Fv1']);
+      expect(keys.filter((k) => k.includes(fam))).toEqual([`ttl:{fam:${fam}}:f`, `ttl:{fam:${fam}}:s:h1`, `ttl:{fam:${fam}}:x`]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rotates after SCRIPT FLUSH (scripts are re-sent on NOSCRIPT)', async () => {
+    const server = await standaloneServer();
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily(`a-${fam}`, record(fam, 'carol', now));
+      expect(await server.cli('SCRIPT', 'FLUSH')).toBe('OK');
+      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'carol', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      expect(out.kind).toBe('rotated');
+      expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('fails fast while Redis is down, reports the feed lost, then live again after a restart', async () => {
+    const server = await startRedis({ persist: true });
+    closers.push(() => server.close());
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url, commandTimeoutMs: 500, feedCheckIntervalMs: 200 }, TIMINGS);
+    const states: boolean[] = [];
+    store.onFeedState((live) => states.push(live));
+    try {
+      await untilTrue('feed live', 3_000, () => states.at(-1) === true);
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily('k1', record(fam, 'dave', now));
+      await server.kill();
+      const lost = await untilTrue('feed lost', 3_000, () => states.at(-1) === false);
+      expect(lost).toBeLessThan(1_000);
+      const t0 = Date.now();
+      await expect(store.getRefresh('k1', now)).rejects.toThrow();
+      await expect(store.createFamily('k2', record(randomUUID(), 'dave', now))).rejects.toThrow();
+      expect(Date.now() - t0).toBeLessThan(1_500);
+
+      await server.start();
+      await untilTrue('feed live again', 5_000, () => states.at(-1) === true);
+      await untilTrue('commands work again', 5_000, () => store.ping().then(() => true, () => false));
+      expect((await store.getRefresh('k1', now))?.familyId).toBe(fam);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('RedisTokenStore over TLS with an ACL user', () => {
+  it('connects with mutual TLS and username/password, and refuses a wrong password', async () => {
+    const port = (await import('../integration/servers/redis.ts')).freeRedisPort;
+    const tlsPort = await port();
+    const tlsCli = ['--tls', '--cacert', join(CERTS, 'ca.crt'), '--cert', join(CERTS, 'gateway-client.crt'), '--key', join(CERTS, 'gateway-client.key')];
+    const server = await startRedis({
+      port: tlsPort,
+      args: [
+        '--port', '0', '--tls-port', String(tlsPort),
+        '--tls-cert-file', join(CERTS, 'node.crt'), '--tls-key-file', join(CERTS, 'node.key'),
+        '--tls-ca-cert-file', join(CERTS, 'ca.crt'), '--tls-auth-clients', 'yes',
+        '--user', 'default', 'off',
+        '--user', 'mlgate', 'on', '>gw-Secret-1', '~mlgate:*', '&mlgate:*', '+@all',
+      ],
+      cliArgs: [...tlsCli, '--user', 'mlgate', '--pass', 'gw-Secret-1', '--no-auth-warning'],
+    });
+    closers.push(() => server.close());
+    const { readFileSync } = await import('node:fs');
+    const tls = {
+      ca: readFileSync(join(CERTS, 'ca.crt')),
+      cert: readFileSync(join(CERTS, 'gateway-client.crt')),
+      key: readFileSync(join(CERTS, 'gateway-client.key')),
+      servername: 'localhost',
+    };
+    const base: RedisStoreOptions = { mode: 'standalone', url: `rediss://127.0.0.1:${tlsPort}`, tls, username: 'mlgate', password: 'gw-Secret-1' };
+    const store = await RedisTokenStore.connect(base, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily('t1', record(fam, 'erin', now));
+      expect((await store.getRefresh('t1', now))?.familyId).toBe(fam);
+      await untilTrue('feed live over TLS', 3_000, () => store.feedLive);
+    } finally {
+      await store.close();
+    }
+    await expect(RedisTokenStore.connect({ ...base, password: 'wrong', connectTimeoutMs: 500 }, TIMINGS)).rejects.toThrow();
+    // a plain client without TLS gets nowhere either
+    const plain = new Redis({ port: tlsPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
+    plain.on('error', () => {});
+    await expect(plain.connect().then(() => plain.ping())).rejects.toThrow();
+    plain.disconnect();
+  });
+});
