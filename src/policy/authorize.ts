@@ -49,6 +49,9 @@ export function authorize(principal: Principal, rule: RouteRule, owner: string |
   const role = principal.role;
   if (!rule.roles.includes(role)) {
     const action = Object.hasOwn(ACTIONS, rule.id) ? ACTIONS[rule.id]! : `call this API (${rule.id})`;
+    if (rule.roles.length === 0) {
+      return { effect: 'deny', code: 'role_required', reason: `No role may ${action}: the operator has blocked it.` };
+    }
     return {
       effect: 'deny',
       code: 'role_required',

@@ -148,7 +148,8 @@ function validateRule(rule: RouteRule, index: number): RouteRule {
   for (const m of rule.methods) {
     if (typeof m !== 'string' || !/^[A-Z][A-Z-]*$/.test(m)) throw bad(`method "${String(m)}" must be an upper-case HTTP method`);
   }
-  if (!Array.isArray(rule.roles) || rule.roles.length === 0) throw bad('roles must be a non-empty list of Owner, Contributor, Reader');
+  // An empty list is an explicit deny-all rule (operators blocking an API); authorize() refuses everyone on it.
+  if (!Array.isArray(rule.roles)) throw bad('roles must be a list of Owner, Contributor, Reader (empty: nobody)');
   for (const r of rule.roles) {
     if (!Object.hasOwn(ROLE_RANK, r)) throw bad(`unknown role "${String(r)}" (use Owner, Contributor, Reader)`);
   }
@@ -192,9 +193,61 @@ function validateTable(rules: readonly RouteRule[]): readonly RouteRule[] {
 
 export const ML_SERVER_ROUTES: readonly RouteRule[] = validateTable(BASE_RULES);
 
-/** Operator rules (from config) go first, then the base table; throws a clear Error on any bad rule. */
+function overlaps(a: Compiled, b: Compiled): boolean {
+  const la = a.segs.length;
+  const lb = b.segs.length;
+  if (a.rest === null && b.rest === null && la !== lb) return false;
+  if (a.rest === null && b.rest !== null && la <= lb) return false;
+  if (b.rest === null && a.rest !== null && lb <= la) return false;
+  for (let i = 0; i < Math.min(la, lb); i++) {
+    const x = a.segs[i]!.lit;
+    const y = b.segs[i]!.lit;
+    if (x !== undefined && y !== undefined && x !== y) return false;
+  }
+  return true;
+}
+
+/**
+ * An operator rule that takes over paths and methods of a base rule with ownership or owner bookkeeping inherits
+ * them: operator rules change WHO may call, never whether the publisher is checked and recorded (otherwise a rule
+ * letting Contributors DELETE would skip the ownership check, and an Owner-only delete would leave stale owners).
+ */
+function inheritOwnership(rule: RouteRule, index: number, base: readonly RouteRule[]): RouteRule {
+  const mine = compilePattern(rule.pattern);
+  const shadowed = base.filter(
+    (b) => (b.ownership !== undefined || b.records !== undefined) && b.methods.some((m) => rule.methods.includes(m)) && overlaps(mine, compiled(b)),
+  );
+  if (shadowed.length === 0) return rule;
+  const where = `route rule #${index + 1} "${rule.id}"`;
+  const ids = shadowed.map((b) => b.id).join(', ');
+  const ownership = shadowed.some((b) => b.ownership !== undefined) ? ('owner-or-publisher' as const) : undefined;
+  const records = [...new Set(shadowed.map((b) => b.records).filter((r) => r !== undefined))];
+  if (records.length > 1) throw new Error(`Invalid ${where}: it covers both publish and delete of web services (${ids}); write one rule per method`);
+  if ((rule.ownership !== undefined && rule.ownership !== ownership) || (rule.records !== undefined && rule.records !== records[0])) {
+    throw new Error(`Invalid ${where}: its ownership/records differ from the built-in rules it takes over (${ids})`);
+  }
+  const inherited: RouteRule = {
+    ...rule,
+    ...(ownership !== undefined ? { ownership } : {}),
+    ...(records[0] !== undefined ? { records: records[0] } : {}),
+  };
+  const names = paramNames(mine);
+  if ((inherited.ownership !== undefined || inherited.records === 'unpublish') && !(names.has('name') && names.has('version'))) {
+    throw new Error(`Invalid ${where}: it takes over ${ids}, whose publisher is checked or recorded, so its pattern must capture {name} and {version}`);
+  }
+  return inherited;
+}
+
+/**
+ * Operator rules (from config) go first, then the base table; throws a clear Error on any bad rule. Operator rules
+ * that take over publish/update/delete of web services inherit their ownership check and owner bookkeeping.
+ */
 export function compileRoutes(extraRules: readonly RouteRule[], base: readonly RouteRule[] = ML_SERVER_ROUTES): readonly RouteRule[] {
-  return validateTable([...extraRules, ...base]);
+  const checked = extraRules.map((r, i) => {
+    validateRule(r, i); // shape first, with its own messages
+    return inheritOwnership(r, i, base);
+  });
+  return validateTable([...checked, ...base]);
 }
 
 // ---- matching ----

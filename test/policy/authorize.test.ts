@@ -139,6 +139,17 @@ describe('authorize: reasons are human sentences naming what is missing', () => 
     expect(d.effect === 'deny' && d.reason).toBe('Role Owner is required to call this API (ops.custom); you have Reader.');
   });
 
+  it('denies everyone on a rule with no roles (an operator block), saying so', () => {
+    const blocked: RouteRule = { id: 'ops.noSessions', methods: ['POST'], pattern: '/sessions', roles: [], routeClass: 'sessions' };
+    for (const role of ['Owner', 'Contributor', 'Reader'] as Role[]) {
+      expect(authorize({ subject: ME, role }, blocked, null)).toEqual({
+        effect: 'deny',
+        code: 'role_required',
+        reason: 'No role may call this API (ops.noSessions): the operator has blocked it.',
+      });
+    }
+  });
+
   it('denies a principal with an unknown role', () => {
     const d = authorize({ subject: ME, role: 'Admin' as Role }, rule('GET', '/status'), null);
     expect(d.effect).toBe('deny');

@@ -216,7 +216,7 @@ describe('compileRoutes', () => {
     ['lower-case method', { ...base, pattern: '/a', methods: ['get'] }, /upper-case HTTP method/],
     ['no methods', { ...base, pattern: '/a', methods: [] }, /methods must be a non-empty list/],
     ['unknown role', { ...base, pattern: '/a', roles: ['Admin'] }, /unknown role "Admin"/],
-    ['no roles', { ...base, pattern: '/a', roles: [] }, /roles must be a non-empty list/],
+    ['roles not a list', { ...base, pattern: '/a', roles: 'Owner' }, /roles must be a list/],
     ['bad ownership', { ...base, pattern: '/s/{name}/{version}', ownership: 'anyone' }, /ownership must be/],
     ['ownership without version', { ...base, pattern: '/s/{name}', ownership: 'owner-or-publisher' }, /need \{name\} and \{version\}/],
     ['unpublish without params', { ...base, pattern: '/s', records: 'unpublish' }, /need \{name\} and \{version\}/],
@@ -231,7 +231,64 @@ describe('compileRoutes', () => {
     expect(() => compileRoutes([{ ...base, pattern: '/a/{x}/{x}' } as unknown as RouteRule])).toThrow(/route rule #1 "x.rule".*\/a\/\{x\}\/\{x\}/);
   });
 
+  it('accepts an empty roles list as an explicit deny-all rule', () => {
+    const table = compileRoutes([{ id: 'ops.noSessions', methods: ['GET', 'POST'], pattern: '/sessions', roles: [], routeClass: 'sessions' }]);
+    const r = matchRoute(table, 'POST', '/sessions');
+    expect(r.ok && r.match.rule.id).toBe('ops.noSessions');
+    expect(r.ok && r.match.rule.roles).toEqual([]);
+  });
+
   it('rejects duplicate ids, including clashes with the base table', () => {
     expect(() => compileRoutes([{ ...extra, id: 'services.publish' }])).toThrow(/duplicate rule id "services.publish"/);
+  });
+});
+
+describe('compileRoutes: operator rules that take over web-service routes keep ownership and owner bookkeeping', () => {
+  const op = (r: Partial<RouteRule> & Pick<RouteRule, 'methods' | 'pattern'>): RouteRule => ({ id: 'ops.rule', roles: ['Owner'], routeClass: 'custom', ...r });
+  const first = (table: readonly RouteRule[]): RouteRule => table[0]!;
+
+  it.each([
+    ['Owner-only publish', op({ methods: ['POST'], pattern: '/services/{name}/{version}' }), undefined, 'publish'],
+    ['Owner-only publish, server-chosen version', op({ methods: ['POST'], pattern: '/services/{name}' }), undefined, 'publish'],
+    ['delete widened to Contributor', op({ methods: ['DELETE'], pattern: '/services/{name}/{version}', roles: ['Owner', 'Contributor'] }), 'owner-or-publisher', 'unpublish'],
+    ['update by other parameter positions', op({ methods: ['PATCH'], pattern: '/services/{name}/{version}', roles: ['Contributor'] }), 'owner-or-publisher', undefined],
+    ['blocked deletes (no role)', op({ methods: ['DELETE'], pattern: '/services/{name}/{version}', roles: [] }), 'owner-or-publisher', 'unpublish'],
+    ['realtime update', op({ methods: ['PATCH'], pattern: '/realtime-services/{name}/{version}' }), 'owner-or-publisher', undefined],
+  ] as [string, RouteRule, string | undefined, string | undefined][])('%s inherits them', (_what, rule, ownership, records) => {
+    const r = first(compileRoutes([rule]));
+    expect(r.ownership).toBe(ownership);
+    expect(r.records).toBe(records);
+  });
+
+  it('a Contributor still cannot delete what another user published through a widened operator rule', async () => {
+    const { authorize } = await import('../../src/policy/index.ts');
+    const table = compileRoutes([op({ methods: ['DELETE'], pattern: '/services/{name}/{version}', roles: ['Owner', 'Contributor'] })]);
+    const m = matchRoute(table, 'DELETE', '/services/a/1');
+    expect(m.ok && m.match.rule.id).toBe('ops.rule');
+    if (!m.ok) return;
+    expect(authorize({ subject: 'ann', role: 'Contributor' }, m.match.rule, 'bert')).toMatchObject({ effect: 'deny', code: 'ownership_required' });
+    expect(authorize({ subject: 'ann', role: 'Contributor' }, m.match.rule, 'ann').effect).toBe('allow');
+  });
+
+  it('leaves rules alone that take over nothing with ownership', () => {
+    for (const rule of [
+      op({ methods: ['GET'], pattern: '/services/{name}/{version}' }), // GET has no bookkeeping
+      op({ methods: ['DELETE'], pattern: '/sessions/{id}' }),
+      op({ methods: ['DELETE'], pattern: '/services/{name}/{version}/extra' }), // longer: no overlap
+      op({ methods: ['POST'], pattern: '/api/{name}/{version}' }),
+    ]) {
+      const r = first(compileRoutes([rule]));
+      expect([r.ownership, r.records], rule.pattern).toEqual([undefined, undefined]);
+    }
+  });
+
+  it.each([
+    ['a pattern without {version}', op({ methods: ['DELETE'], pattern: '/services/{name}/latest' }), /must capture \{name\} and \{version\}/],
+    ['a catch-all', op({ methods: ['DELETE'], pattern: '/services/{rest*}' }), /must capture \{name\} and \{version\}/],
+    ['renamed parameters', op({ methods: ['PATCH'], pattern: '/services/{n}/{v}' }), /must capture \{name\} and \{version\}/],
+    ['publish and delete in one rule', op({ methods: ['POST', 'DELETE'], pattern: '/services/{name}/{version}' }), /one rule per method/],
+    ['contradicting records', op({ methods: ['DELETE'], pattern: '/services/{name}/{version}', records: 'publish' }), /differ from the built-in rules/],
+  ] as [string, RouteRule, RegExp][])('refuses %s (fails at start, never silently)', (_what, rule, message) => {
+    expect(() => compileRoutes([rule])).toThrow(message);
   });
 });
