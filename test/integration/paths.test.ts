@@ -163,6 +163,7 @@ const CORPUS: Case[] = [
   // Unicode.
   c('raw UTF-8 in the path', 'olive', 'GET', '/services/caf\u00e9/1', PARSER),
   c('raw UTF-8 in the query', 'olive', 'GET', '/services/y/1?x=\u00e9', PARSER),
+  c('raw space in the path', 'olive', 'GET', '/services/y 1/1', PARSER),
   c('fullwidth solidus is not a slash', 'olive', 'GET', '/services/%EF%BC%8F/1', fwd('services.get')),
   c('division slash is not a slash', 'olive', 'GET', '/services/%E2%88%95/1', fwd('services.get')),
   c('fullwidth dots are not dots', 'olive', 'GET', '/services/%EF%BC%8E%EF%BC%8E/1', fwd('services.get')),
