@@ -1,5 +1,6 @@
 export type { CredentialProvider, Identity } from './types.ts';
 export { AdminProvider, ADMIN_PROVIDER, hashPassword } from './admin.ts';
 export { CredentialChain } from './login.ts';
-export { buildProviders } from './providers.ts';
+export { buildLdapProvider, buildProviders } from './providers.ts';
+export { LdapProvider, LDAP_PROVIDER, type LdapOptions } from './ldap.ts';
 export { LoginThrottle, type ThrottleSettings } from './throttle.ts';

@@ -12,4 +12,6 @@ export interface CredentialProvider {
   verify(username: string, password: string, now: number): Promise<Identity | null>;
   /** On refresh: the user as it is now. Throws InvalidRefreshToken when the user may no longer have a session. */
   revalidate(identity: Identity, now: number): Promise<Identity>;
+  /** Releases connections (gateway shutdown). */
+  close?(): Promise<void>;
 }

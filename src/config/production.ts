@@ -53,5 +53,9 @@ export function productionProblems(config: Config, exampleCertDir: string): stri
   if (!config.auth.admin.enabled && config.auth.providers.every((p) => p === 'admin')) {
     problems.push('auth: no credential provider is enabled (enable auth.admin or configure another provider)');
   }
+  const ldap = config.auth.ldap;
+  if (config.auth.providers.includes('ldap') && ldap && !ldap.useLDAPS && !ldap.startTLS && !ldap.allowPlainLdap) {
+    problems.push('auth.ldap: user passwords would reach the directory in clear text; set useLDAPS or startTLS (or allowPlainLdap: true)');
+  }
   return problems;
 }
