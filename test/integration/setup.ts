@@ -181,3 +181,4 @@ export function expectErrorShape(r: Reply, status: number, code?: string): void 
   if (code !== undefined && body.error !== code) throw new Error(`expected error ${code}, got ${body.error}: ${r.text}`);
   if (/\bat .+:\d+:\d+/.test(r.text)) throw new Error(`stack trace in body: ${r.text}`);
 }
+export * from './servers/slapd.ts';
