@@ -7,6 +7,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { adminRoutes } from './admin/index.ts';
 import { buildProviders, CredentialChain, LoginThrottle, type CredentialProvider } from './auth/index.ts';
 import type { Config } from './config/index.ts';
 import {
@@ -18,10 +19,9 @@ import {
   PayloadTooLarge,
   RevocationUnavailable,
   RouteNotFound,
-  StoreUnavailable,
-  UnsupportedMediaType,
   type ErrorBody,
 } from './errors.ts';
+import { guardStore, readJsonObject, requireString } from './http/helpers.ts';
 import { auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
 import {
   authorize,
@@ -36,7 +36,7 @@ import {
   type RouteRule,
 } from './policy/index.ts';
 import { tapSmallAnswer, Upstream } from './proxy/index.ts';
-import { createStore, type IdentitySnapshot, type TokenStore } from './store/index.ts';
+import { createStore, type IdentitySnapshot, type RevocationEntry, type TokenStore } from './store/index.ts';
 import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
 
 type Env = {
@@ -98,25 +98,57 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     revocationEntries: () => view.size,
     verifiedTokens: () => access.stats,
   });
-  const store = metrics.instrument(opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs })));
+  const storeLog = (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void => log[level](fields ?? {}, msg);
+  const store = metrics.instrument(opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs }, storeLog)));
 
   const view = new RevocationView(config.revocation.maxStalenessSeconds * 1000);
-  const unsubscribeRevocations = store.onRevocation((e) => view.apply(e));
-  const unsubscribeFeed = store.onFeedState((live) => {
-    if (live) {
-      // Reload on every (re)connect: events sent while the feed was down are not replayed.
-      store.listRevocations(Date.now()).then(
-        (entries) => {
-          view.load(entries, Date.now());
-          view.setLive(true, Date.now());
-        },
-        (err: unknown) => log.warn({ err: String(err) }, 'revocation reload failed'),
-      );
-    } else {
-      view.setLive(false, Date.now());
-    }
+  // Entries that arrive while a snapshot is being read are applied again after it is loaded: load() replaces the
+  // view, and an event published between the read and the load would otherwise be lost until the next reload.
+  const collectors = new Set<RevocationEntry[]>();
+  const unsubscribeRevocations = store.onRevocation((e) => {
+    view.apply(e);
+    for (const seen of collectors) seen.push(e);
   });
-  view.load(await store.listRevocations(Date.now()), Date.now());
+  const reloadView = async (accept: () => boolean): Promise<boolean> => {
+    const seen: RevocationEntry[] = [];
+    collectors.add(seen);
+    try {
+      const entries = await store.listRevocations(Date.now());
+      if (!accept()) return false;
+      view.load(entries, Date.now());
+      for (const e of seen) view.apply(e);
+      return true;
+    } finally {
+      collectors.delete(seen);
+    }
+  };
+  // Reload on every (re)connect: events sent while the feed was down are not replayed. The view turns live only
+  // after a reload that started while the feed was still up (a generation counter drops stale reloads), and a
+  // failed reload is retried while the feed stays up, so the view cannot stay stale behind a live feed.
+  let feedGeneration = 0;
+  let feedLive = false;
+  let reloadTimer: NodeJS.Timeout | undefined;
+  const reload = (generation: number, attempt: number): void => {
+    reloadView(() => generation === feedGeneration && feedLive).then(
+      (loaded) => {
+        if (loaded) view.setLive(true, Date.now());
+      },
+      (err: unknown) => {
+        log.warn({ err: String(err), attempt }, 'revocation reload failed');
+        if (generation !== feedGeneration || !feedLive) return;
+        reloadTimer = setTimeout(() => reload(generation, attempt + 1), Math.min(100 * 2 ** attempt, 2_000));
+        reloadTimer.unref();
+      },
+    );
+  };
+  const unsubscribeFeed = store.onFeedState((live) => {
+    feedGeneration++;
+    feedLive = live;
+    clearTimeout(reloadTimer);
+    if (live) reload(feedGeneration, 0);
+    else view.setLive(false, Date.now());
+  });
+  await reloadView(() => true);
 
   const access = new AccessTokens(keys, {
     issuer: config.tokens.issuer,
@@ -125,6 +157,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     clockToleranceSeconds: config.tokens.clockToleranceSeconds,
     cacheSize: config.tokens.verifiedCacheSize,
   });
+  const authenticate = bearerAuthenticator(access, view);
   const assertions = new AssertionMinter(keys, {
     issuer: config.tokens.issuer,
     audience: config.upstream.assertionAudience,
@@ -318,6 +351,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       throw new MethodNotAllowed(allow);
     });
   }
+  app.route('/mlgate/admin', adminRoutes({ authenticate, store, audit }));
   app.all('/mlgate/*', () => {
     throw new RouteNotFound();
   });
@@ -381,18 +415,6 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     return RESPONSE_ALREADY_SENT;
   });
 
-  async function authenticate(header: string | undefined, now: number): Promise<VerifiedToken> {
-    if (!header) throw new InvalidToken('An access token is required (Authorization: Bearer <token>).', 'missing_token');
-    const space = header.indexOf(' ');
-    if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') {
-      throw new InvalidToken('The Authorization header must use the Bearer scheme.', 'invalid_token');
-    }
-    const token = await access.verify(header.slice(space + 1).trim(), now);
-    if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);
-    if (view.isRevoked(token)) throw new InvalidToken('The access token has been revoked.', 'token_revoked');
-    return token;
-  }
-
   return {
     app,
     config,
@@ -410,6 +432,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     },
     async close() {
       clearInterval(pruner);
+      clearTimeout(reloadTimer);
       unsubscribeRevocations();
       unsubscribeFeed();
       upstream.close();
@@ -419,45 +442,25 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   };
 }
 
+/** The bearer check of gateway tokens, shared by the proxied path and the admin API. */
+export function bearerAuthenticator(access: AccessTokens, view: RevocationView): (header: string | undefined, now: number) => Promise<VerifiedToken> {
+  return async (header, now) => {
+    if (!header) throw new InvalidToken('An access token is required (Authorization: Bearer <token>).', 'missing_token');
+    const space = header.indexOf(' ');
+    if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') {
+      throw new InvalidToken('The Authorization header must use the Bearer scheme.', 'invalid_token');
+    }
+    const token = await access.verify(header.slice(space + 1).trim(), now);
+    if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);
+    if (view.isRevoked(token)) throw new InvalidToken('The access token has been revoked.', 'token_revoked');
+    return token;
+  };
+}
+
 async function noStore(c: Context<Env>, next: () => Promise<void>): Promise<void> {
   await next();
   c.header('Cache-Control', 'no-store');
   c.header('Pragma', 'no-cache');
-}
-
-/** Store failures become 503 store_unavailable: never a 401 that tells a valid user their password is wrong. */
-async function guardStore<T>(p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof GatewayError) throw err;
-    throw new StoreUnavailable(err instanceof Error ? err.message : String(err));
-  }
-}
-
-async function readJsonObject(c: Context<Env>): Promise<Record<string, unknown>> {
-  const type = c.req.header('content-type');
-  if (type !== undefined && !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type)) throw new UnsupportedMediaType();
-  const text = await c.req.text();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new BadRequest('The request body is not valid JSON.', 'malformed_json');
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new BadRequest('The request body must be a JSON object.', 'malformed_json');
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function requireString(body: Record<string, unknown>, field: string, maxLength: number): string {
-  const v = body[field];
-  if (v === undefined || v === null) throw new BadRequest(`The field "${field}" is required.`, 'missing_field');
-  if (typeof v !== 'string') throw new BadRequest(`The field "${field}" must be a string.`, 'invalid_field');
-  if (v.trim() === '') throw new BadRequest(`The field "${field}" must not be empty.`, 'invalid_field');
-  if (v.length > maxLength) throw new BadRequest(`The field "${field}" is longer than ${maxLength} characters.`, 'invalid_field');
-  return v;
 }
 
 function errorResponse(err: Error, c: Context<Env>, log: Logger): Response {

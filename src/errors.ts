@@ -68,6 +68,16 @@ export class RouteNotFound extends GatewayError {
   }
 }
 
+/** A named thing (refresh token, family) that the request is about does not exist. */
+export class NotFound extends GatewayError {
+  readonly status = 404;
+  readonly code: string;
+  constructor(message: string, code = 'not_found', detail?: string) {
+    super(message, detail);
+    this.code = code;
+  }
+}
+
 export class MethodNotAllowed extends GatewayError {
   readonly status = 405;
   readonly code = 'method_not_allowed';

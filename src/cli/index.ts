@@ -1,17 +1,19 @@
 #!/usr/bin/env node
-// mlgate CLI: hash-password | check-config | gen-key
+// mlgate CLI: hash-password | check-config | gen-key | revoke | sessions
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hashPassword } from '../auth/index.ts';
 import { ConfigError, loadConfig, productionProblems } from '../config/index.ts';
 import { generatePrivateKeyPem, type SigningAlgorithm } from '../tokens/index.ts';
+import { adminCommand, ADMIN_USAGE } from './admin-client.ts';
 
 const EXAMPLE_CERTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'certs-example');
 
 const USAGE = `usage: mlgate <command>
   hash-password            read a password from stdin, print its argon2id hash (auth.admin.passwordHash)
   check-config <file>      validate a config file (+ MLGATE_* env) as startup would; exit 2 listing every problem
-  gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)`;
+  gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)
+${ADMIN_USAGE}`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -46,6 +48,9 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
     }
+    case 'revoke':
+    case 'sessions':
+      return adminCommand(command, argv.slice(1), process.env);
     case 'gen-key': {
       const alg = (arg ?? 'ES256') as SigningAlgorithm;
       if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) break;
