@@ -1,6 +1,7 @@
 // Credential checks across providers, with one answer for unknown users and wrong passwords.
 import argon2 from 'argon2';
 import { InvalidCredentials, InvalidRefreshToken, TooManyRequests } from '../errors.ts';
+import { ADMIN_PROVIDER } from './admin.ts';
 import type { CredentialProvider, Identity } from './types.ts';
 
 /** Bounds concurrent password checks: each argon2 verify holds 64 MiB and a libuv thread. */
@@ -44,14 +45,26 @@ export class CredentialChain {
   async verify(username: string, password: string, now = Date.now()): Promise<Identity> {
     return this.gate.run(async () => {
       for (const p of this.providers) {
-        const identity = await p.verify(username, password, now);
+        let identity: Identity | null;
+        try {
+          identity = await p.verify(username, password, now);
+        } catch (err) {
+          // A refused directory bind is quick; an unknown user costs an argon2 check below. Spend the same
+          // here, so timing does not tell a known user with a wrong password from an unknown one.
+          if (err instanceof InvalidCredentials && p.name !== ADMIN_PROVIDER) await this.spendHash(password);
+          throw err;
+        }
         if (identity) return identity;
       }
       // Unknown user: spend the same work as a wrong password so timing does not tell them apart.
-      this.dummyHash ??= argon2.hash('mlgate-unknown-user', { type: argon2.argon2id });
-      await argon2.verify(await this.dummyHash, password);
+      await this.spendHash(password);
       throw new InvalidCredentials('no provider knows this user');
     });
+  }
+
+  private async spendHash(password: string): Promise<void> {
+    this.dummyHash ??= argon2.hash('mlgate-unknown-user', { type: argon2.argon2id });
+    await argon2.verify(await this.dummyHash, password);
   }
 
   async revalidate(identity: Identity, now = Date.now()): Promise<Identity> {

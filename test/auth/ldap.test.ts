@@ -134,6 +134,25 @@ describe('login (search then bind)', () => {
     expect(wrong.detail).toMatch(/bind as uid=alice.* refused/);
   });
 
+  it('spends the same local work on a wrong LDAP password as on an unknown user (no timing oracle for user names)', async () => {
+    const chain = new CredentialChain([provider()], { maxConcurrent: 1 });
+    const time = async (user: string) => {
+      const t0 = performance.now();
+      await caught(chain.verify(user, 'not-the-password'));
+      return performance.now() - t0;
+    };
+    await time('nobody-here'); // the dummy hash is made once
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+    const wrong: number[] = [];
+    const unknown: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      wrong.push(await time('alice'));
+      unknown.push(await time('nobody-here'));
+    }
+    // Both pay one argon2 verification (tens to hundreds of ms); without it a refused bind takes a few ms.
+    expect(median(wrong)).toBeGreaterThan(median(unknown) * 0.5);
+  });
+
   it.each([[''], [' '], ['   '], ['\t\n']])('refuses the password %j before any bind (no connection, no BIND)', async (pw) => {
     const p = provider();
     const mark = slapd.mark();
