@@ -2,7 +2,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { serve } from '@hono/node-server';
+import { getRequestListener, RequestError, type Http2Bindings, type HttpBindings } from '@hono/node-server';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Gateway } from './app.ts';
 import type { Logger } from './observability/index.ts';
 import { edgeTlsOptions } from './tls/index.ts';
@@ -26,26 +27,40 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
   if (useTls && !s.tls) throw new Error('server.tls is required unless server.allowPlainHttp is true');
   if (!useTls) log.warn({ port: s.port }, 'PLAIN HTTP: tokens and passwords cross the network in clear; use only behind a TLS-terminating proxy');
 
+  const listener = getRequestListener(
+    async (req: Request, env: HttpBindings | Http2Bindings) => {
+      const res = await gateway.app.fetch(req, env);
+      // HEAD runs the GET handler and hono re-wraps its answer; a proxied answer is already on the wire.
+      return (env.outgoing as http.ServerResponse).headersSent ? RESPONSE_ALREADY_SENT : res;
+    },
+    {
+      // Requests the adapter cannot even turn into a Request (bad Host, asterisk-form, backslash) get JSON too.
+      errorHandler: (err: unknown) =>
+        Response.json(
+          {
+            error: err instanceof RequestError ? 'malformed_request' : 'internal_error',
+            message: err instanceof RequestError ? `The request is not valid: ${err.message}.` : 'An internal error occurred.',
+            requestId: 'none',
+          },
+          { status: err instanceof RequestError ? 400 : 500 },
+        ),
+    },
+  );
+
   return new Promise((resolve, reject) => {
-    const server = serve(
-      {
-        fetch: gateway.app.fetch,
-        port: s.port,
-        hostname: s.host,
-        ...(useTls
-          ? { createServer: https.createServer, serverOptions: { ...limits, ...edgeTlsOptions(s.tls!) } }
-          : { createServer: http.createServer, serverOptions: limits }),
-      },
-      (info: AddressInfo) => {
-        const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
-        resolve({
-          server: server as http.Server,
-          port: info.port,
-          url: `${useTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${info.port}`,
-          close: (graceMs = 10_000) => closeServer(server as http.Server, graceMs),
-        });
-      },
-    ) as http.Server;
+    const server = useTls
+      ? https.createServer({ ...limits, ...edgeTlsOptions(s.tls!) }, listener)
+      : http.createServer(limits, listener);
+    server.listen(s.port, s.host, () => {
+      const info = server.address() as AddressInfo;
+      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+      resolve({
+        server,
+        port: info.port,
+        url: `${useTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${info.port}`,
+        close: (graceMs = 10_000) => closeServer(server, graceMs),
+      });
+    });
     server.keepAliveTimeout = s.keepAliveTimeoutMs;
     server.headersTimeout = s.headersTimeoutMs;
     server.requestTimeout = s.requestTimeoutMs;

@@ -1,6 +1,6 @@
 // The ML Server wire contract through the real gateway, real example node and real mTLS.
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT, exportJWK } from 'jose';
 import { ADMIN_PASSWORD, expectErrorShape, loginAdmin, rawRequest, request, startStack, type Stack } from './setup.ts';
 
@@ -338,5 +338,27 @@ describe('upstream failures', () => {
     const r = await request(down, 'GET', '/status', { token: access_token });
     expectErrorShape(r, 503, 'upstream_unavailable');
     await down.close();
+  });
+});
+
+describe('HEAD and adapter-level refusals', () => {
+  it('passes a proxied HEAD answer through without a second write of the headers', async () => {
+    const { access_token } = await loginAdmin(stack);
+    const errors = vi.spyOn(console, 'error');
+    const before = stack.node.received.length;
+    const r = await request(stack, 'HEAD', '/status', { token: access_token });
+    // The example node, like ML Server, routes GET only: its 404 comes back unchanged, without a body.
+    expect(stack.node.received.slice(before).map((x) => x.method)).toEqual(['HEAD']);
+    expect(r.status).toBe(404);
+    expect(r.text).toBe('');
+    await new Promise((res) => setTimeout(res, 50));
+    expect(errors.mock.calls.flat().join(' ')).not.toContain('ERR_HTTP_HEADERS_SENT');
+    errors.mockRestore();
+  });
+
+  it('answers a request without a Host header with the JSON error shape', async () => {
+    const r = await rawRequest(stack.port, 'GET /status HTTP/1.0\r\n\r\n');
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).error).toBe('malformed_request');
   });
 });
