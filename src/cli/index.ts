@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // mlgate CLI: hash-password | check-config | gen-key | revoke | sessions
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { stringify as stringifyYaml } from 'yaml';
+import { importAppsettings } from './appsettings.ts';
 import { fileURLToPath } from 'node:url';
 import { hashPassword } from '../auth/index.ts';
 import { ConfigError, loadConfig, productionProblems } from '../config/index.ts';
@@ -13,6 +16,7 @@ const USAGE = `usage: mlgate <command>
   hash-password            read a password from stdin, print its argon2id hash (auth.admin.passwordHash)
   check-config <file>      validate a config file (+ MLGATE_* env) as startup would; exit 2 listing every problem
   gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)
+  import-appsettings <appsettings.json>  print an mlgate config (YAML) made from an ML Server web node's settings
 ${ADMIN_USAGE}`;
 
 async function readStdin(): Promise<string> {
@@ -51,6 +55,14 @@ async function main(argv: string[]): Promise<number> {
     case 'revoke':
     case 'sessions':
       return adminCommand(command, argv.slice(1), process.env);
+    case 'import-appsettings': {
+      if (!arg) break;
+      const { config, warnings } = importAppsettings(readFileSync(arg, 'utf8'));
+      const header = [`# mlgate config imported from ${arg} by mlgate import-appsettings`, ...warnings.map((w) => `# TODO: ${w}`)];
+      process.stdout.write(`${header.join('\n')}\n${stringifyYaml(config)}`);
+      for (const w of warnings) process.stderr.write(`mlgate: ${w}\n`);
+      return 0;
+    }
     case 'gen-key': {
       const alg = (arg ?? 'ES256') as SigningAlgorithm;
       if (!['ES256', 'RS256', 'EdDSA'].includes(alg)) break;
