@@ -223,6 +223,8 @@ function waitForPort(port: number, timeoutMs: number): Promise<void> {
 export async function startSlapd(opts: { seed?: Seed[] } = {}): Promise<Slapd> {
   ensureInstalled();
   const dir = mkdtempSync(join(tmpdir(), 'mlgate-slapd-'));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
   mkdirSync(join(dir, 'db'));
   makeCerts(dir);
   writeFileSync(join(dir, 'slapd.conf'), slapdConf(dir));
@@ -237,6 +239,10 @@ export async function startSlapd(opts: { seed?: Seed[] } = {}): Promise<Slapd> {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     proc = child;
+    // A test process that dies without close() must not leave slapd running.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => {
       logText += s;
@@ -277,7 +283,7 @@ export async function startSlapd(opts: { seed?: Seed[] } = {}): Promise<Slapd> {
     });
   } catch (err) {
     await stop();
-    rmSync(dir, { recursive: true, force: true });
+    removeDir();
     throw err;
   }
 
@@ -308,7 +314,8 @@ export async function startSlapd(opts: { seed?: Seed[] } = {}): Promise<Slapd> {
     resume: () => void proc?.kill('SIGCONT'),
     async close() {
       await stop();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir();
+      process.removeListener('exit', removeDir);
     },
   };
 }
