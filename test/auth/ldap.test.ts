@@ -1,5 +1,5 @@
 // The ldap CredentialProvider against a real OpenLDAP slapd (no mocks): binds, groups, TLS, failures, refresh.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -543,6 +543,7 @@ describe('configuration', () => {
       expect((await p!.verify('alice', LDAP_USER_PASSWORD, 1))?.subject).toBe('alice');
     }
     await expect(buildProviders(cfg({ queryUserPasswordEnv: 'LDAP_SVC_PW' }), {})).rejects.toThrow(/LDAP_SVC_PW is not set/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 
