@@ -1,5 +1,5 @@
 // Token verification CPU per algorithm: one jose verify vs mlgate's verified-token cache.
-import { SignJWT, generateKeyPair, exportPKCS8 } from 'jose';
+import { generateKeyPair, exportPKCS8 } from 'jose';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
