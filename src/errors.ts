@@ -28,8 +28,9 @@ export class BadRequest extends GatewayError {
 export class InvalidCredentials extends GatewayError {
   readonly status = 401;
   readonly code = 'invalid_credentials';
-  constructor(detail?: string) {
-    super('The username or password is incorrect.', detail);
+  /** `message` replaces the generic sentence where the directory's own refusal is public (Azure AD's AADSTS code). */
+  constructor(detail?: string, message = 'The username or password is incorrect.') {
+    super(message, detail);
   }
 }
 
