@@ -35,7 +35,7 @@ import {
   type Role,
   type RouteRule,
 } from './policy/index.ts';
-import { tapSmallAnswer, Upstream } from './proxy/index.ts';
+import { createUpstream, tapSmallAnswer, type UpstreamPool } from './proxy/index.ts';
 import { createStore, type IdentitySnapshot, type RevocationEntry, type TokenStore } from './store/index.ts';
 import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
 
@@ -53,7 +53,7 @@ export interface Gateway {
   assertions: AssertionMinter;
   view: RevocationView;
   sessions: SessionService;
-  upstream: Upstream;
+  upstream: UpstreamPool;
   routes: readonly RouteRule[];
   metrics: GatewayMetrics;
   setMetricsText(read: () => Promise<string>): void;
@@ -192,23 +192,9 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     { rolesOf, revalidate: (identity) => credentials.revalidate(identity), audit },
   );
 
-  const u = config.upstream;
-  const upstream = new Upstream(
-    {
-      url: u.url,
-      servername: u.servername,
-      ca: readFileSync(u.caFile),
-      cert: readFileSync(u.clientCertFile),
-      key: readFileSync(u.clientKeyFile),
-      identity: u.identity,
-      connectTimeoutMs: u.connectTimeoutMs,
-      responseTimeoutMs: u.responseTimeoutMs,
-      maxSockets: u.maxSockets,
-      idleSocketTimeoutMs: u.idleSocketTimeoutMs,
-      bodyLimitBytes: u.bodyLimitBytes,
-    },
-    log,
-  );
+  // One or several nodes, health probes, identity mode (src/proxy/factory.ts).
+  const upstream = createUpstream(config.upstream, log);
+  upstream.start();
 
   const routes = compileRoutes(
     config.policy.extraRoutes.map((r) => ({ ...r, roles: r.roles as Role[] })),
@@ -380,13 +366,13 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       throw new Forbidden(decision.reason, decision.code);
     }
 
-    const assertion = config.upstream.identity === 'assertion' ? await assertions.forToken(token, now) : undefined;
     const requestId = c.get('requestId');
     await upstream.forward(c.env.incoming, c.env.outgoing, {
       requestId,
       target: path + c.get('search'),
       clientAddress: clientAddress(c),
-      assertion,
+      // Minted per (access token, node audience), reused while fresh; not used in passthrough mode.
+      assertionFor: (node) => assertions.forToken(token, Date.now(), node.assertionAudience),
       onNodeResponse: (status, answer) => {
         if (status < 200 || status >= 300 || !rule.records) return;
         const recordOwner = (key: string): Promise<void> =>

@@ -148,8 +148,9 @@ export class UpstreamUnavailable extends GatewayError {
 export class BadGateway extends GatewayError {
   readonly status = 502;
   readonly code = 'bad_gateway';
-  constructor(detail?: string) {
-    super('The operationalization node gave an invalid answer.', detail);
+  /** `message` replaces the generic sentence when the cause is known (TLS, service account). */
+  constructor(detail?: string, message = 'The operationalization node gave an invalid answer.') {
+    super(message, detail);
   }
 }
 

@@ -41,7 +41,7 @@ function walk(schema: z.ZodType, key: string, rows: Row[], inheritedDescription?
     return;
   }
   if (s instanceof z.ZodArray && s.element instanceof z.ZodObject) {
-    rows.push({ key, type: 'list of object', def: def === undefined ? '**required**' : `\`${JSON.stringify(def)}\``, description });
+    rows.push({ key, type: 'list of object', def: def === undefined ? (optional ? '(none)' : '**required**') : `\`${JSON.stringify(def)}\``, description });
     for (const [k, v] of Object.entries(s.element.shape as Record<string, z.ZodType>)) walk(v, `${key}[].${k}`, rows);
     return;
   }

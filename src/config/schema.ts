@@ -21,9 +21,24 @@ export const serverSchema = z
     tls: tlsFilesSchema
       .extend({
         minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Lowest TLS version accepted; 1.0/1.1 are never accepted.'),
+        clientCaFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('PEM CA bundle for client certificates at the edge (machine clients); needed by requestClientCert and requireClientCert.'),
+        requestClientCert: z
+          .boolean()
+          .default(false)
+          .describe('Ask clients for a certificate: one that is sent must chain to clientCaFile (else the connection is closed); clients without one still get in.'),
+        requireClientCert: z.boolean().default(false).describe('Refuse the TLS handshake of any client without a certificate that chains to clientCaFile.'),
+      })
+      .superRefine((v, ctx) => {
+        if ((v.requestClientCert || v.requireClientCert) && !v.clientCaFile) {
+          ctx.addIssue({ code: 'custom', path: ['clientCaFile'], message: 'requestClientCert and requireClientCert need clientCaFile' });
+        }
       })
       .optional()
-      .describe('Edge HTTPS certificate. Required unless allowPlainHttp is true.'),
+      .describe('Edge HTTPS certificate, reloaded when the files change and on SIGHUP. Required unless allowPlainHttp is true.'),
     allowPlainHttp: z.boolean().default(false).describe('Serve plain HTTP instead of HTTPS. Only for a TLS-terminating load balancer in front; loudly logged.'),
     requestTimeoutMs: ms(120_000, 'Whole-request timeout for clients (slow uploads are cut after this).'),
     headersTimeoutMs: ms(15_000, 'Time a client has to send all request headers (slowloris guard).'),
@@ -276,23 +291,108 @@ export const revocationSchema = z
   })
   .strict();
 
+const httpsUrl = z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL (mutual TLS)');
+
+export const upstreamNodeSchema = z
+  .object({
+    url: httpsUrl.describe('Base URL of this node, https://host:port.'),
+    servername: z.string().min(1).optional().describe("TLS server name expected on this node's certificate (default: upstream.servername, else the URL host)."),
+    assertionAudience: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('`aud` of the assertions this node receives (default: upstream.assertionAudience). Nodes with the same audience share one assertion per access token.'),
+  })
+  .strict();
+
+export const serviceAccountSchema = z
+  .object({
+    loginUrl: httpsUrl
+      .optional()
+      .describe("Base URL of the ML Server web node mlgate logs in to (POST /login there). Default: each node's own URL, with one login per node."),
+    username: z.string().min(1).describe("The service account's ML Server user name (local admin or a directory account)."),
+    passwordEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe('Name of the environment variable holding its password. Never logged.'),
+    passwordFile: z.string().min(1).optional().describe('File holding its password instead (a trailing newline is ignored). Never logged.'),
+    refreshBeforeSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(300)
+      .describe("Renew the node's access token (POST /login/refreshToken, or a fresh /login if that fails) this long before it expires."),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if ((v.passwordEnv === undefined) === (v.passwordFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'set exactly one of passwordEnv or passwordFile' });
+    }
+  });
+
+const healthCheckDefaults = { enabled: true, path: '/status', intervalMs: 5_000, timeoutMs: 2_000, unhealthyAfter: 2, healthyAfter: 2 };
+
+export const healthCheckSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('Probe every node in the background; a node that fails unhealthyAfter probes in a row gets no requests until healthyAfter probes in a row succeed.'),
+    path: z
+      .string()
+      .startsWith('/')
+      .default('/status')
+      .describe('Probed with GET over the same mutual TLS. Any HTTP answer below 500 counts as up (401 included: ML Server asks for a token on /status).'),
+    intervalMs: ms(5_000, 'Time between probes of one node.'),
+    timeoutMs: ms(2_000, 'A probe not answered within this fails.'),
+    unhealthyAfter: z.number().int().min(1).default(2).describe('Failed probes in a row that take a node out.'),
+    healthyAfter: z.number().int().min(1).default(2).describe('Successful probes in a row that bring it back.'),
+  })
+  .strict();
+
 export const upstreamSchema = z
   .object({
-    url: z.string().url().refine((u) => u.startsWith('https://'), 'must be an https:// URL (mutual TLS)').describe('Base URL of the operationalization node.'),
-    servername: z.string().optional().describe('TLS server name expected on the node certificate (default: the URL host).'),
+    url: httpsUrl.optional().describe('Single-node shorthand: base URL of the operationalization node. Set url or nodes, not both.'),
+    nodes: z
+      .array(upstreamNodeSchema)
+      .min(1)
+      .optional()
+      .describe('Several nodes: requests go round robin over the healthy ones. Set url or nodes, not both.'),
+    servername: z.string().optional().describe('TLS server name expected on the node certificate (default: the URL host); with nodes, the default for every node.'),
     caFile: z.string().min(1).describe('PEM CA bundle that signs the node certificates.'),
     clientCertFile: z.string().min(1).describe("The gateway's client certificate for mutual TLS."),
     clientKeyFile: z.string().min(1).describe("The gateway's client key for mutual TLS."),
-    identity: z.enum(['assertion', 'passthrough']).default('assertion').describe('How the user reaches the node: a signed X-MLGate-Assertion (client Authorization dropped) or the client Authorization unchanged.'),
+    identity: z
+      .enum(['assertion', 'passthrough', 'serviceAccount'])
+      .default('assertion')
+      .describe(
+        "How the user reaches the node: assertion = a signed X-MLGate-Assertion (client Authorization dropped); passthrough = the client Authorization unchanged; serviceAccount = mlgate's own ML Server token (from the node's /login) as Authorization, the user in X-MLGate-Assertion.",
+      ),
+    serviceAccount: serviceAccountSchema.optional().describe('The ML Server account mlgate logs in with; required when identity is serviceAccount.'),
     assertionAudience: z.string().default('mlserver-node').describe('`aud` of the X-MLGate-Assertion JWT.'),
     assertionTtlSeconds: z.number().int().min(10).max(3600).default(60).describe('Lifetime of an assertion; reused until shortly before it expires.'),
+    healthCheck: healthCheckSchema.default(healthCheckDefaults).describe('Active health checks of the nodes.'),
+    ejectAfterFailures: z
+      .number()
+      .int()
+      .min(1)
+      .default(3)
+      .describe('Passive ejection: a node whose requests fail this many times in a row without an HTTP answer (refused, reset, TLS error, timeout) gets no requests for ejectForMs.'),
+    ejectForMs: ms(10_000, 'How long a passively ejected node is left out before it is tried again.'),
     connectTimeoutMs: ms(5_000, 'TCP+TLS connect timeout to a node (504).'),
-    responseTimeoutMs: ms(120_000, 'Time for the node to answer and stream (504).'),
+    responseTimeoutMs: ms(120_000, 'Idle time allowed while waiting for the node to answer and between answer chunks (504 before the answer starts).'),
     maxSockets: z.number().int().positive().default(256).describe('Keep-alive connections per node.'),
     idleSocketTimeoutMs: ms(30_000, 'Idle keep-alive sockets to nodes are closed after this (keep below the node keep-alive timeout).'),
     bodyLimitBytes: z.number().int().positive().default(256 * 1024 * 1024).describe('Largest request body forwarded (413 above).'),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if ((v.url === undefined) === (v.nodes === undefined)) issue('url', 'set exactly one of upstream.url (one node) or upstream.nodes (several)');
+    if (v.identity === 'serviceAccount' && !v.serviceAccount) issue('serviceAccount', 'identity serviceAccount needs upstream.serviceAccount (username and passwordEnv or passwordFile)');
+    if (v.identity !== 'serviceAccount' && v.serviceAccount) issue('serviceAccount', `is only used with identity serviceAccount (identity is ${v.identity})`);
+    if (v.healthCheck.timeoutMs > v.healthCheck.intervalMs) issue('healthCheck', 'timeoutMs must not exceed intervalMs');
+    const urls = (v.nodes ?? []).map((n) => n.url.replace(/\/+$/, ''));
+    if (new Set(urls).size !== urls.length) issue('nodes', 'a node is listed twice');
+  });
 
 export const policySchema = z
   .object({
@@ -321,7 +421,7 @@ export const configSchema = z
     tokens: tokensSchema.default(tokensSchema.parse({})),
     store: storeSchema.default(storeSchema.parse({})),
     revocation: revocationSchema.default(revocationSchema.parse({})),
-    upstream: upstreamSchema.describe('The operationalization node behind mlgate.'),
+    upstream: upstreamSchema.describe('The operationalization node(s) behind mlgate.'),
     policy: policySchema.default(policySchema.parse({})),
     metrics: z
       .object({

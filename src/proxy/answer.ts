@@ -1,12 +1,13 @@
 // Reading a small node answer alongside the stream that carries it to the client (publish bookkeeping).
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 
 /**
  * Collects the node's answer as text while it is piped to the client: a tap, not a buffer in the path — the
  * client gets every byte as it comes whatever happens here. Resolves null (and stops collecting) when the answer
  * is larger than maxBytes, content-encoded, or cut off. Call it from the proxyRes hook, before the pipe starts.
  */
-export function tapSmallAnswer(answer: IncomingMessage, maxBytes: number): Promise<string | null> {
+export function tapSmallAnswer(answer: Readable & { headers: IncomingHttpHeaders }, maxBytes: number): Promise<string | null> {
   return new Promise((resolve) => {
     const encoding = answer.headers['content-encoding'];
     const declared = Number(answer.headers['content-length'] ?? 0);

@@ -42,3 +42,18 @@ export function applyRequestHygiene(proxyReq: ClientRequest, headers: IncomingHt
     if (proxyReq.hasHeader(name)) proxyReq.removeHeader(name);
   }
 }
+
+const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+
+/** Names not to copy from a node's answer to the client: hop-by-hop, and those the node listed in Connection. */
+export function droppedResponseHeaders(headers: IncomingHttpHeaders): Set<string> {
+  const out = new Set(RESPONSE_HOP_BY_HOP);
+  const conn = headers.connection;
+  if (typeof conn === 'string') {
+    for (const token of conn.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name) out.add(name);
+    }
+  }
+  return out;
+}

@@ -1,219 +1,266 @@
-// Forwarding to the operationalization node: http-proxy-middleware on the raw Node request, over mutual TLS.
+// The http-proxy-middleware engine: one middleware and one keep-alive mutual-TLS agent per node.
+// It sends one attempt to one node and hands the answer back unread (selfHandleResponse); which node, retries and
+// delivery to the client are the pool's business.
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
-import { BadGateway, GatewayTimeout, PayloadTooLarge, UpstreamUnavailable, type GatewayError } from '../errors.ts';
+import { BadGateway, GatewayTimeout, PayloadTooLarge } from '../errors.ts';
 import { applyRequestHygiene } from './headers.ts';
+import {
+  AttemptFailure,
+  classifyUpstreamError,
+  type Exchange,
+  type NodeAnswer,
+  type NodeTarget,
+  type SmallAnswer,
+  type SmallRequest,
+  type Transport,
+  type TransportOptions,
+} from './transport.ts';
 
-export interface UpstreamOptions {
-  url: string;
-  servername?: string | undefined;
-  ca: string | Buffer;
-  cert: string | Buffer;
-  key: string | Buffer;
-  /** assertion: drop the client Authorization; passthrough: forward it unchanged. */
-  identity: 'assertion' | 'passthrough';
-  connectTimeoutMs: number;
-  responseTimeoutMs: number;
-  maxSockets: number;
-  idleSocketTimeoutMs: number;
-  bodyLimitBytes: number;
-}
-
-/** What the app tells the proxy about one already-authorized request. */
-export interface ForwardRequest {
-  requestId: string;
-  /** The exact path+query that was authorized; the proxy refuses to send anything else. */
-  target: string;
-  clientAddress: string;
-  /** X-MLGate-Assertion value (assertion mode). */
-  assertion?: string | undefined;
-  /**
-   * Called with the node's status once its headers arrive (ownership bookkeeping, metrics), before the answer is
-   * piped to the client; `answer` may be tapped (tapSmallAnswer), never consumed.
-   */
-  onNodeResponse?: ((status: number, answer: IncomingMessage) => void) | undefined;
-}
-
-export interface ProxyLog {
-  warn(obj: Record<string, unknown>, msg: string): void;
-}
-
-interface InFlight extends ForwardRequest {
-  fail: (err: GatewayError) => void;
-  /** The node's answer started: errors after this can only cut the connection. */
+interface Attempt {
+  node: NodeTarget;
+  ex: Exchange;
+  /** Path the node must receive (node base path + authorized target). */
+  path: string;
+  settled: boolean;
   answered: boolean;
-  /** forward() has resolved or rejected. */
-  done: boolean;
+  /** TLS is up (new connection) or a kept-alive socket was reused. */
+  connected: boolean;
   timedOut: boolean;
+  proxyReq: ClientRequest | undefined;
+  connectedNow: () => void;
+  finish: (answer: NodeAnswer | AttemptFailure) => void;
 }
 
-const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|EPROTO|ERR_SSL|ERR_TLS|HANDSHAKE/i;
-const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
-
-/** Maps a transport error to the gateway's typed error; the reason goes to the log only. */
-export function classifyUpstreamError(err: NodeJS.ErrnoException, timedOut: boolean): GatewayError {
-  const code = err.code ?? '';
-  const reason = `${code || err.name}: ${err.message}`;
-  if (timedOut) return new GatewayTimeout(reason);
-  if (UNREACHABLE.has(code)) return new UpstreamUnavailable(reason);
-  if (TLS_ERROR.test(code) || TLS_ERROR.test(err.message)) return new BadGateway(`upstream TLS: ${reason}`);
-  if (code === 'ETIMEDOUT') return new GatewayTimeout(reason);
-  return new BadGateway(reason);
+interface Route {
+  agent: https.Agent;
+  middleware: RequestHandler;
+  basePath: string;
 }
 
-export class Upstream {
-  readonly agent: https.Agent;
-  private readonly opts: UpstreamOptions;
-  private readonly middleware: RequestHandler;
-  private readonly inflight = new WeakMap<IncomingMessage, InFlight>();
-  private readonly log: ProxyLog;
+const SMALL_ANSWER_LIMIT = 64 * 1024;
 
-  constructor(opts: UpstreamOptions, log: ProxyLog) {
+export class HpmTransport implements Transport {
+  readonly engine = 'http-proxy-middleware';
+  private readonly opts: TransportOptions;
+  private readonly routes = new Map<string, Route>();
+  private readonly agents = new Map<string, https.Agent>();
+  private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
+  private readonly counted = new WeakSet<IncomingMessage>();
+
+  constructor(opts: TransportOptions) {
     this.opts = opts;
-    this.log = log;
-    const url = new URL(opts.url);
-    this.agent = new https.Agent({
-      keepAlive: true,
-      maxSockets: opts.maxSockets,
-      maxFreeSockets: opts.maxSockets,
-      // Idle sockets are closed before the node closes them (keep below its keep-alive timeout).
-      timeout: opts.idleSocketTimeoutMs,
-      scheduling: 'lifo',
-      ca: opts.ca,
-      cert: opts.cert,
-      key: opts.key,
-      servername: opts.servername ?? url.hostname,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-    });
-    this.middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
-      target: opts.url,
-      agent: this.agent,
+  }
+
+  private agent(origin: string, servername: string): https.Agent {
+    const key = `${origin}|${servername}`;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      agent = new https.Agent({
+        keepAlive: true,
+        maxSockets: this.opts.maxSockets,
+        maxFreeSockets: this.opts.maxSockets,
+        // Idle sockets are closed before the node closes them (keep below its keep-alive timeout).
+        timeout: this.opts.idleSocketTimeoutMs,
+        scheduling: 'lifo',
+        ca: this.opts.ca,
+        cert: this.opts.cert,
+        key: this.opts.key,
+        servername,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      });
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  private route(node: NodeTarget): Route {
+    const key = `${node.url}|${node.servername}`;
+    let route = this.routes.get(key);
+    if (route) return route;
+    const url = new URL(node.url);
+    const agent = this.agent(url.origin, node.servername);
+    const middleware = createProxyMiddleware<IncomingMessage, ServerResponse>({
+      target: node.url,
+      agent,
       changeOrigin: true,
       secure: true,
       xfwd: false,
       // toProxy: send req.url as is (http-proxy would url.parse it otherwise, which can re-escape characters).
       toProxy: true,
+      // The answer comes back to the pool unread: it may be discarded (401 re-login) instead of delivered.
+      selfHandleResponse: true,
       on: {
         proxyReq: (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res),
-        proxyRes: (proxyRes, req) => {
-          const f = this.inflight.get(req);
-          if (f) {
-            f.answered = true;
-            f.onNodeResponse?.(proxyRes.statusCode ?? 502, proxyRes);
-          }
-          for (const h of ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']) {
-            if (h !== 'transfer-encoding') delete proxyRes.headers[h];
-          }
-          if (f) proxyRes.headers['x-request-id'] = f.requestId;
-        },
-        error: (err, req, res) => this.onError(err as NodeJS.ErrnoException, req as IncomingMessage, res as ServerResponse | Socket),
+        proxyRes: (proxyRes, req) => this.onProxyRes(proxyRes, req),
+        error: (err, req, res) => this.onError(err as NodeJS.ErrnoException, req as IncomingMessage, res as ServerResponse),
       },
+    });
+    route = { agent, middleware, basePath: url.pathname.replace(/\/+$/, '') };
+    this.routes.set(key, route);
+    return route;
+  }
+
+  exchange(node: NodeTarget, req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<NodeAnswer> {
+    const route = this.route(node);
+    this.countChunkedBody(req);
+    return new Promise<NodeAnswer>((resolve, reject) => {
+      // Covers waiting for a pooled socket and the TCP + TLS handshake.
+      const connectTimer = setTimeout(() => {
+        a.timedOut = true;
+        a.proxyReq?.destroy();
+        a.finish(new AttemptFailure(new GatewayTimeout(`no TLS connection to ${node.url} within ${this.opts.connectTimeoutMs} ms`), 'connect'));
+      }, this.opts.connectTimeoutMs);
+      const onClientClose = (): void => {
+        a.proxyReq?.destroy();
+        a.finish(new AttemptFailure(new BadGateway('the client closed the connection'), 'client'));
+      };
+      const a: Attempt = {
+        node,
+        ex,
+        path: route.basePath + ex.target,
+        settled: false,
+        answered: false,
+        connected: false,
+        timedOut: false,
+        proxyReq: undefined,
+        connectedNow: () => {
+          a.connected = true;
+          clearTimeout(connectTimer);
+        },
+        finish: (outcome) => {
+          if (a.settled) return;
+          a.settled = true;
+          clearTimeout(connectTimer);
+          res.off('close', onClientClose);
+          if (outcome instanceof AttemptFailure) reject(outcome);
+          else resolve(outcome);
+        },
+      };
+      this.attempts.set(req, a);
+      res.once('close', onClientClose);
+      // http-proxy-middleware calls next only when it cannot proxy (router/path errors); never leave it hanging.
+      void route.middleware(req, res, (err?: unknown) => {
+        a.finish(new AttemptFailure(new BadGateway(err ? `proxy: ${String(err)}` : 'proxy declined the request'), 'connect'));
+      });
     });
   }
 
-  private onProxyReq(proxyReq: import('node:http').ClientRequest, req: IncomingMessage, res: ServerResponse): void {
-    const f = this.inflight.get(req);
-    if (!f || proxyReq.path !== f.target) {
-      // Defence in depth: never forward a path other than the authorized one.
+  /** Bodies sent without Content-Length are counted as they stream (a declared length is checked before). */
+  private countChunkedBody(req: IncomingMessage): void {
+    if (this.counted.has(req) || req.headers['transfer-encoding'] === undefined) return;
+    this.counted.add(req);
+    const limit = this.opts.bodyLimitBytes;
+    let seen = 0;
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen <= limit) return;
+      req.off('data', onData);
+      const a = this.attempts.get(req);
+      if (!a) return;
+      req.unpipe();
+      a.proxyReq?.destroy();
+      a.finish(new AttemptFailure(new PayloadTooLarge(limit), 'client'));
+    };
+    req.on('data', onData);
+    // on('data') started the flow; pause until http-proxy pipes the request (pipe resumes it), so no chunk is lost.
+    req.pause();
+  }
+
+  private onProxyReq(proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse): void {
+    const a = this.attempts.get(req);
+    if (!a || a.settled) {
       proxyReq.destroy();
-      f?.fail(new BadGateway(`path mismatch: authorized ${f?.target} but forwarding ${proxyReq.path}`));
       return;
     }
-    applyRequestHygiene(proxyReq, req.headers, this.opts.identity === 'assertion');
-    if (f.assertion !== undefined) proxyReq.setHeader('x-mlgate-assertion', f.assertion);
-    proxyReq.setHeader('x-request-id', f.requestId);
-    proxyReq.setHeader('x-forwarded-for', f.clientAddress);
-    proxyReq.setHeader('x-forwarded-proto', 'https');
-    if (req.headers.host) proxyReq.setHeader('x-forwarded-host', req.headers.host);
-
-    // Bodies sent without Content-Length (chunked) are counted as they stream.
-    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined) {
-      let seen = 0;
-      const limit = this.opts.bodyLimitBytes;
-      const onData = (chunk: Buffer): void => {
-        seen += chunk.length;
-        if (seen > limit) {
-          req.off('data', onData);
-          req.unpipe(proxyReq);
-          proxyReq.destroy();
-          f.fail(new PayloadTooLarge(limit));
-        }
-      };
-      req.on('data', onData);
+    if (proxyReq.path !== a.path) {
+      // Defence in depth: never forward a path other than the authorized one.
+      proxyReq.destroy();
+      a.finish(new AttemptFailure(new BadGateway(`path mismatch: authorized ${a.path} but forwarding ${proxyReq.path}`), 'connect'));
+      return;
     }
+    a.proxyReq = proxyReq;
+    applyRequestHygiene(proxyReq, req.headers, a.ex.dropAuthorization);
+    for (const [name, value] of Object.entries(a.ex.headers)) proxyReq.setHeader(name, value);
 
-    proxyReq.on('socket', (socket) => {
-      if ((socket as Socket).connecting) {
-        const t = setTimeout(() => {
-          f.timedOut = true;
-          proxyReq.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
-        }, this.opts.connectTimeoutMs);
-        socket.once('secureConnect', () => clearTimeout(t));
-        socket.once('close', () => clearTimeout(t));
-      }
-    });
+    // http-proxy emits proxyReq on 'socket': a reused socket is connected, a new one still shakes hands.
+    const socket = proxyReq.socket as TLSSocket | null;
+    if (proxyReq.reusedSocket || !socket) a.connectedNow();
+    else socket.once('secureConnect', () => a.connectedNow());
+
     // Idle timeout while waiting for or streaming the answer.
     proxyReq.setTimeout(this.opts.responseTimeoutMs, () => {
-      f.timedOut = true;
-      proxyReq.destroy(Object.assign(new Error('node did not answer in time'), { code: 'ETIMEDOUT' }));
+      a.timedOut = true;
+      proxyReq.destroy(Object.assign(new Error(`the node sent nothing for ${this.opts.responseTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
     });
-    // The client went away: stop the upstream request too (http-proxy misses this on current Node).
+    // The client went away: stop the node request too (http-proxy misses this on current Node, PITFALLS 8).
     res.once('close', () => {
       if (!res.writableFinished) proxyReq.destroy();
     });
   }
 
-  private onError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse | Socket): void {
-    const f = this.inflight.get(req);
-    const mapped = classifyUpstreamError(err, f?.timedOut ?? false);
-    this.log.warn({ requestId: f?.requestId, err: `${err.code ?? err.name}: ${err.message}`, status: mapped.status }, 'upstream error');
-    if (f && !f.answered) {
-      if (f.done) return; // already failing (e.g. 413), the error answer is on its way
-      if ('headersSent' in res && !res.headersSent) {
-        f.fail(mapped);
-        return;
-      }
+  private onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage): void {
+    const a = this.attempts.get(req);
+    if (!a || a.settled) {
+      proxyRes.resume();
+      return;
     }
-    // Headers already went out: all we can do is cut the connection so the client sees a truncated answer.
-    if ('destroy' in res) res.destroy();
+    a.answered = true;
+    a.connectedNow();
+    a.finish({ status: proxyRes.statusCode ?? 502, statusMessage: proxyRes.statusMessage, headers: proxyRes.headers, body: proxyRes });
   }
 
-  /**
-   * Streams req to the node and the answer back to res. Resolves when res is closed; rejects with a typed
-   * error (before any byte of the answer was sent) so the app's error handler writes the JSON error.
-   */
-  forward(req: IncomingMessage, res: ServerResponse, fwd: ForwardRequest): Promise<void> {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > this.opts.bodyLimitBytes) return Promise.reject(new PayloadTooLarge(this.opts.bodyLimitBytes));
-    return new Promise<void>((resolve, reject) => {
-      const f: InFlight = {
-        ...fwd,
-        answered: false,
-        done: false,
-        timedOut: false,
-        fail: (err) => {
-          if (f.done || f.answered) return;
-          f.done = true;
-          res.off('close', onClose);
-          reject(err);
-        },
-      };
-      const onClose = (): void => {
-        f.done = true;
-        resolve();
-      };
-      this.inflight.set(req, f);
-      res.once('close', onClose);
-      void this.middleware(req, res, (err?: unknown) => {
-        f.fail(err ? new BadGateway(String(err)) : new BadGateway('proxy declined the request'));
+  private onError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse): void {
+    const a = this.attempts.get(req);
+    if (!a) return;
+    if (a.settled) {
+      // The answer is being delivered: all that can be done is cutting the client connection.
+      if (a.answered && !res.writableFinished) res.destroy();
+      return;
+    }
+    // Not req.destroyed: a request whose body was read to the end is destroyed (autoDestroy) while the client waits.
+    const clientGone = res.destroyed || req.socket?.destroyed === true;
+    const phase = clientGone ? 'client' : a.connected ? 'request' : 'connect';
+    a.finish(new AttemptFailure(classifyUpstreamError(err, a.timedOut), phase));
+  }
+
+  discard(answer: NodeAnswer): void {
+    answer.body.resume();
+  }
+
+  request(url: URL, opts: SmallRequest): Promise<SmallAnswer> {
+    const agent = this.agent(url.origin, opts.servername);
+    const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) {
+      headers['content-type'] ??= 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(opts.body));
+    }
+    return new Promise<SmallAnswer>((resolve, reject) => {
+      const r = https.request(url, { method: opts.method, headers, agent }, (answer) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        answer.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= SMALL_ANSWER_LIMIT) chunks.push(c);
+        });
+        answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        answer.on('error', reject);
       });
+      const timer = setTimeout(() => {
+        r.destroy(Object.assign(new Error(`no answer from ${url.origin} within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      }, opts.timeoutMs);
+      r.on('error', reject);
+      r.on('close', () => clearTimeout(timer));
+      r.end(opts.body);
     });
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+    this.routes.clear();
   }
 }

@@ -1,3 +1,6 @@
-export { Upstream, classifyUpstreamError, type UpstreamOptions, type ForwardRequest, type ProxyLog } from './upstream.ts';
-export { strippedRequestHeaders } from './headers.ts';
+export { UpstreamPool, type ForwardRequest, type NodeStatus, type PoolLog, type UpstreamNode } from './pool.ts';
+export { createUpstream, upstreamNodes } from './factory.ts';
+export { classifyUpstreamError, type Transport } from './transport.ts';
+export { ServiceAccount } from './service-account.ts';
+export { strippedRequestHeaders, droppedResponseHeaders } from './headers.ts';
 export { tapSmallAnswer } from './answer.ts';

@@ -19,8 +19,10 @@ export interface VerifiedToken extends AccessClaims {
   iat: number;
   /** seconds */
   exp: number;
-  /** Node assertions minted for this token, reused until shortly before their own expiry. */
-  assertion?: { value: string; expMs: number } | undefined;
+  /** The node assertion minted for this token (one audience: all nodes share it), reused until shortly before its expiry. */
+  assertion?: { aud: string; value: string; expMs: number } | undefined;
+  /** Assertions for further audiences, when nodes have their own (upstream.nodes[].assertionAudience). */
+  assertionsByAudience?: Map<string, { aud: string; value: string; expMs: number }> | undefined;
 }
 
 export interface AccessTokenOptions {
@@ -59,6 +61,14 @@ export class AccessTokens {
       .setExpirationTime(exp)
       .sign(signer.privateKey);
     return { token, exp };
+  }
+
+  /** A Map lookup only: the token when it was verified before and has not expired; never throws. */
+  cached(token: string, nowMs: number): VerifiedToken | undefined {
+    const hit = this.cache.get(token);
+    if (hit === undefined || hit.exp * 1000 + this.opts.clockToleranceSeconds * 1000 <= nowMs) return undefined;
+    this.stats.cacheHits++;
+    return hit;
   }
 
   /** Verifies signature and claims once per token; later calls are a Map lookup plus an expiry check. */

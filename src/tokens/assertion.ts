@@ -20,9 +20,12 @@ export class AssertionMinter {
     this.ttlSeconds = opts.ttlSeconds;
   }
 
-  /** Cached on the verified token: no signature per request while the assertion has >10 s left. */
-  async forToken(t: VerifiedToken, nowMs: number): Promise<string> {
-    const cached = t.assertion;
+  /**
+   * Cached on the verified token: no signature per request while the assertion has >10 s left. `audience` is the
+   * node's (default: the configured one); nodes that share an audience share one assertion.
+   */
+  async forToken(t: VerifiedToken, nowMs: number, audience: string = this.audience): Promise<string> {
+    const cached = t.assertion?.aud === audience ? t.assertion : t.assertionsByAudience?.get(audience);
     if (cached !== undefined && cached.expMs - RENEW_BEFORE_MS > nowMs) return cached.value;
     const iat = Math.floor(nowMs / 1000);
     // Never outlive the access token by more than a moment, never arrive already expired.
@@ -31,13 +34,15 @@ export class AssertionMinter {
     const value = await new SignJWT({ name: t.name, roles: t.roles, idp: t.idp, sid: t.sid })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'mlgate-assertion+jwt' })
       .setIssuer(this.issuer)
-      .setAudience(this.audience)
+      .setAudience(audience)
       .setSubject(t.sub)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
       .sign(signer.privateKey);
     this.stats.minted++;
-    t.assertion = { value, expMs: exp * 1000 };
+    const entry = { aud: audience, value, expMs: exp * 1000 };
+    if (t.assertion === undefined || t.assertion.aud === audience) t.assertion = entry;
+    else (t.assertionsByAudience ??= new Map()).set(audience, entry);
     return value;
   }
 }

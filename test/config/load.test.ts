@@ -124,7 +124,13 @@ tokens:
 `),
     });
     expect(c.server.port).toBe(9443);
-    expect(c.server.tls).toEqual({ certFile: '/etc/mlgate/edge.crt', keyFile: '/etc/mlgate/edge.key', minVersion: 'TLSv1.2' });
+    expect(c.server.tls).toEqual({
+      certFile: '/etc/mlgate/edge.crt',
+      keyFile: '/etc/mlgate/edge.key',
+      minVersion: 'TLSv1.2',
+      requestClientCert: false,
+      requireClientCert: false,
+    });
     expect(c.tokens.reuseGraceSeconds).toBe(5);
     expect(c.tokens.signingKeys).toEqual([{ kid: 'k1', privateKeyFile: '/etc/mlgate/k1.pem', active: true }]);
 
