@@ -12,6 +12,8 @@ need_pkgs=()
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd)
 command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
+[ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
+[ -x /usr/bin/redis-sentinel ] || need_pkgs+=(redis-sentinel)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}") >/dev/null

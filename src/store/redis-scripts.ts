@@ -70,7 +70,12 @@ if not exp or exp <= now or fexp <= now then return {'invalid'} end
 local used = tonumber(m[3])
 if used then
   local sealed = redis.call('GET', KEYS[3])
-  if sealed and now - used <= tonumber(ARGV[6]) then return {'replayed', sealed} end
+  if sealed and now - used <= tonumber(ARGV[6]) then
+    -- A write, so that a WAIT after it also covers the rotation that stored this successor (made on another
+    -- connection): a successor is never handed out before a replica has it.
+    redis.call('HSET', f, 'last', ARGV[5])
+    return {'replayed', sealed}
+  end
   -- A consumed token presented again: theft or a broken client. End the family; announce it at once.
   redis.call('DEL', f, x, KEYS[3])
   redis.call('SET', KEYS[4], '1', 'PX', ARGV[8])

@@ -92,6 +92,7 @@ export class RedisTokenStore implements TokenStore {
       channel: this.channel,
       connect: (attempt) => this.subscriberConnection(attempt),
       checkIntervalMs: opts.feedCheckIntervalMs ?? 1_000,
+      verify: (opts.minReplicaAcks ?? 0) > 0 && opts.mode !== 'cluster' ? (conn) => this.verifyFeedNode(conn) : undefined,
       pingTimeoutMs: opts.commandTimeoutMs ?? 1_000,
       log: opts.log,
     });
@@ -194,8 +195,11 @@ export class RedisTokenStore implements TokenStore {
 
   async getRefresh(hash: string, now: number): Promise<StoredRefresh | null> {
     const familyId = await this.client.get(this.indexKey(hash));
-    if (familyId === null) return null;
-    return this.readToken(familyId, hash, now);
+    const found = familyId === null ? null : await this.readToken(familyId, hash, now);
+    // "Unknown" from a node that may be a demoted master (a failover in progress) would sign a user out: with
+    // minReplicaAcks, trust a negative answer only from a master whose replicas are with it.
+    if (found === null) await this.replicated();
+    return found;
   }
 
   private async readToken(familyId: string, hash: string, now: number): Promise<StoredRefresh | null> {
@@ -247,6 +251,7 @@ export class RedisTokenStore implements TokenStore {
         return { kind: 'rotated' };
       case 'replayed':
         await this.client.del(this.indexKey(req.newHash));
+        await this.replicated();
         return { kind: 'replayed', successor: out[1]! };
       case 'reused': {
         // The family is gone and every instance has been told (PUBLISH in the script); now the stored entry, for
@@ -311,6 +316,7 @@ export class RedisTokenStore implements TokenStore {
 
   async listFamilies(subject: string, now: number): Promise<FamilySummary[]> {
     const ids = await this.client.zrangebyscore(this.subjectKeys(subject).i, `(${now}`, '+inf');
+    await this.replicated();
     const rows = await Promise.all(
       ids.map((id) => this.client.hmget(this.famKeys(id).f, 'sub', 'prov', 'start', 'last', 'fexp', 'live', 'addr')),
     );
@@ -344,6 +350,8 @@ export class RedisTokenStore implements TokenStore {
 
   async listRevocations(now: number): Promise<RevocationEntry[]> {
     const all = await this.client.hvals(this.revocationKeys().e);
+    // The view is rebuilt from this list: a stale master (failover in progress) must not be the source.
+    await this.replicated();
     const out: RevocationEntry[] = [];
     for (const json of all) {
       const e = parseRevocation(json);
@@ -401,6 +409,19 @@ export class RedisTokenStore implements TokenStore {
   /** The raw client, for operations and tests (DBSIZE, SCRIPT FLUSH). */
   get redis(): Client {
     return this.client;
+  }
+
+  /**
+   * With minReplicaAcks: the feed subscribes only on a master that has its replicas. A master demoted by a failover
+   * loses its replica at once, so a feed that re-attached to it (a Sentinel not yet told of the failover answered)
+   * is refused and retried instead of listening where no revocation is published any more.
+   */
+  private async verifyFeedNode(conn: Redis): Promise<void> {
+    const info = await conn.info('replication');
+    const role = /^role:(\w+)/m.exec(info)?.[1];
+    const replicas = Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0);
+    const want = this.opts.minReplicaAcks ?? 0;
+    if (role !== 'master' || replicas < want) throw new RedisStoreError(`feed node is ${role} with ${replicas} replicas (want ${want})`);
   }
 
   /** A new connection for the revocation feed: a plain connection to one node (Cluster pub/sub reaches every node). */
@@ -495,6 +516,9 @@ function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, ki
       sentinelPassword: opts.sentinelPassword,
       ...(opts.tls ? { enableTLSForSentinelMode: true, sentinelTLS: opts.tls } : {}),
       sentinelCommandTimeout: opts.commandTimeoutMs ?? 1_000,
+      // Subscribes to +switch-master on the Sentinels and drops the connection at once on a failover: without it
+      // a client stays on the demoted master until Sentinel reconfigures it (10 s and more), getting 503s.
+      failoverDetector: true,
       // The Sentinel connector walks the list of sentinels on every connect; bounded, then retryStrategy again.
       sentinelRetryStrategy: (times) => (times > 3 ? null : 100 * times),
     });
@@ -512,6 +536,8 @@ interface FeedOptions {
   connect: (attempt: number) => Redis;
   checkIntervalMs: number;
   pingTimeoutMs: number;
+  /** Checked after connecting and before subscribing; a throw counts as a lost connection. */
+  verify?: ((conn: Redis) => Promise<void>) | undefined;
   log?: RedisStoreOptions['log'];
 }
 
@@ -589,6 +615,7 @@ class RevocationFeed {
     });
     conn
       .connect()
+      .then(() => this.opts.verify?.(conn))
       .then(() => conn.subscribe(this.opts.channel))
       .then(
         () => {

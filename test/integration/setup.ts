@@ -41,6 +41,8 @@ export interface StackOptions {
   nodeVerifiesAssertion?: boolean;
   /** Extra credential providers after the configured ones (createGateway's `providers`). */
   providers?: CredentialProvider[];
+  /** Signing keys (instances that share a store share these); default: a key generated for this stack. */
+  keys?: KeyRing;
 }
 
 function merge(a: Json, b: Json): Json {
@@ -57,7 +59,7 @@ function merge(a: Json, b: Json): Json {
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   adminHash ??= hashPassword(ADMIN_PASSWORD);
-  const keys = await KeyRing.generate('ES256');
+  const keys = opts.keys ?? (await KeyRing.generate('ES256'));
   const verifier = keys.getVerificationKey;
   const node = await startExampleNode({
     cert: readFileSync(cert('node.crt')),
@@ -184,3 +186,4 @@ export function expectErrorShape(r: Reply, status: number, code?: string): void 
   if (/\bat .+:\d+:\d+/.test(r.text)) throw new Error(`stack trace in body: ${r.text}`);
 }
 export * from './servers/slapd.ts';
+export * from './servers/redis.ts';

@@ -174,7 +174,8 @@ describe('RedisTokenStore over TLS with an ACL user', () => {
         '--tls-cert-file', join(CERTS, 'node.crt'), '--tls-key-file', join(CERTS, 'node.key'),
         '--tls-ca-cert-file', join(CERTS, 'ca.crt'), '--tls-auth-clients', 'yes',
         '--user', 'default', 'off',
-        '--user', 'mlgate', 'on', '>gw-Secret-1', '~mlgate:*', '&mlgate:*', '+@all',
+        // the ACL the README recommends: own keys and channel, no dangerous commands but INFO (ready check)
+        '--user', 'mlgate', 'on', '>gw-Secret-1', '~mlgate:*', '&mlgate:*', '+@all', '-@dangerous', '+info',
       ],
       cliArgs: [...tlsCli, '--user', 'mlgate', '--pass', 'gw-Secret-1', '--no-auth-warning'],
     });

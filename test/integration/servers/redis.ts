@@ -201,8 +201,12 @@ export interface SentinelTopology {
   sentinelEndpoints: { host: string; port: number }[];
   /** The port the Sentinels currently name as master. */
   currentMasterPort(): Promise<number>;
-  /** SENTINEL FAILOVER, then waits until every Sentinel names the new master and it answers as master. */
-  failover(): Promise<{ from: number; to: number }>;
+  /**
+   * SENTINEL FAILOVER, then waits until every Sentinel names the new master and it answers as master. Then, unless
+   * `rejoin` is false, points the old master at the new one (REPLICAOF, what Sentinel itself does only 10-20 s later)
+   * and waits until it is in sync, so that the new master has a replica again.
+   */
+  failover(opts?: { rejoin?: boolean }): Promise<{ from: number; to: number }>;
   close(): Promise<void>;
 }
 
@@ -239,7 +243,7 @@ export async function startSentinelTopology(masterName = 'mlgate-test'): Promise
     sentinels,
     sentinelEndpoints: sentinels.map((s) => ({ host: s.host, port: s.port })),
     currentMasterPort,
-    async failover() {
+    async failover(opts = {}) {
       const from = await currentMasterPort();
       const reply = await sentinels[0]!.cli('SENTINEL', 'FAILOVER', masterName);
       if (reply !== 'OK') throw new Error(`SENTINEL FAILOVER: ${reply}`);
@@ -251,11 +255,18 @@ export async function startSentinelTopology(masterName = 'mlgate-test'): Promise
         const role = await redisCli(ports[0]!, ['ROLE']);
         return role.startsWith('master') ? ports[0] : undefined;
       });
-      // The old master follows the new one again (Sentinel reconfigures it), so a second failover could go back.
-      const old = from === master.port ? master : replica;
-      await until('old master replicating', 15_000, async () =>
-        (await old.cli('INFO', 'replication')).includes('master_link_status:up') ? true : undefined,
-      );
+      if (opts.rejoin !== false) {
+        const old = from === master.port ? master : replica;
+        if ((await old.cli('ROLE')).startsWith('master')) {
+          // As Sentinel does it: follow the new master, and drop the clients so they ask the Sentinels again.
+          await old.cli('REPLICAOF', '127.0.0.1', String(to));
+          await old.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+          await old.cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        }
+        await until('old master replicating the new one', 15_000, async () =>
+          (await old.cli('INFO', 'replication')).includes('master_link_status:up') ? true : undefined,
+        );
+      }
       return { from, to: to! };
     },
     async close() {
