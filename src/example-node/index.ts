@@ -8,7 +8,7 @@
 // (like ASP.NET Core; an encoded '/' stays inside its segment), the fixed words (services, api, batch,
 // sessions, ...) match case-sensitively, no empty segments, no trailing slash. Unknown -> 404 not_found.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +39,21 @@ export interface ExampleNodeOptions {
   verifyAssertion?: (token: string) => Promise<Record<string, unknown>>;
   /** default 256 MiB; bodies are streamed and hashed; JSON bodies are buffered up to 1 MiB (more -> 413) */
   maxBodyBytes?: number;
+  /**
+   * Like an ML Server web node with its own accounts: it serves POST /login (JSON username/password) and
+   * POST /login/refreshToken (JSON refreshToken, rotated) with ML Server's token answer, and every other request
+   * must carry `Authorization: Bearer <access_token>` it issued and that has not expired (else 401 JSON).
+   */
+  requireLogin?: { username: string; password: string; tokenTtlSeconds: number };
+}
+
+export interface LoginStats {
+  logins: number;
+  refreshes: number;
+  /** requests refused with 401 for a missing, unknown or expired bearer token */
+  rejected: number;
+  /** refresh requests refused (unknown or already used refresh token) */
+  refusedRefreshes: number;
 }
 
 export interface ParameterDefinition {
@@ -69,6 +84,8 @@ export interface ExampleNode {
   received: ReceivedRequest[];
   /** key: `${name}/${version}` (names and versions cannot contain '/') */
   services: Map<string, ServiceRecord>;
+  /** requireLogin counters (all zero without it) */
+  loginStats: LoginStats;
   close(): Promise<void>;
 }
 
@@ -132,6 +149,10 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
   const sessions = new Map<string, SessionRecord>();
   const batches = new Map<string, BatchRecord>();
   const startedAt = Date.now();
+  const loginStats: LoginStats = { logins: 0, refreshes: 0, rejected: 0, refusedRefreshes: 0 };
+  /** requireLogin: access token -> expiry (ms epoch); refresh tokens still usable */
+  const accessTokens = new Map<string, number>();
+  const refreshTokens = new Set<string>();
 
   const server = createServer({
     cert: opts.cert,
@@ -185,6 +206,22 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
     });
   });
 
+  function issueTokens(ttlSeconds: number): Record<string, unknown> {
+    const now = Date.now();
+    const access = randomBytes(24).toString('base64url');
+    const refresh = randomBytes(24).toString('base64url');
+    accessTokens.set(access, now + ttlSeconds * 1000);
+    refreshTokens.add(refresh);
+    for (const [t, exp] of accessTokens) if (exp <= now) accessTokens.delete(t);
+    return {
+      token_type: 'Bearer',
+      access_token: access,
+      expires_in: ttlSeconds,
+      expires_on: Math.floor(now / 1000) + ttlSeconds,
+      refresh_token: refresh,
+    };
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, entry: ReceivedRequest): Promise<void> {
     const method = entry.method;
     const target = entry.url;
@@ -206,6 +243,38 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
       }
       const s = route.segments;
       const isStatus = method === 'GET' && s.length === 1 && s[0] === 'status';
+
+      // ---- requireLogin: the node's own /login, /login/refreshToken and bearer check ----------------
+      const login = opts.requireLogin;
+      if (login && s[0] === 'login' && method === 'POST' && s.length <= 2) {
+        const input = jsonObject(await body());
+        if (s.length === 1) {
+          if (!sameText(input.username, login.username) || !sameText(input.password, login.password)) {
+            throw new HttpError(401, 'unauthorized', 'invalid credentials');
+          }
+          loginStats.logins++;
+          return sendJson(res, 200, issueTokens(login.tokenTtlSeconds));
+        }
+        if (s[1] === 'refreshToken') {
+          const presented = input.refreshToken;
+          if (typeof presented !== 'string' || !refreshTokens.delete(presented)) {
+            loginStats.refusedRefreshes++;
+            throw new HttpError(401, 'unauthorized', 'invalid or expired refresh token');
+          }
+          loginStats.refreshes++;
+          return sendJson(res, 200, issueTokens(login.tokenTtlSeconds));
+        }
+      }
+      if (login) {
+        const auth = headerValue(req, 'authorization') ?? '';
+        const token = /^Bearer (\S+)$/i.exec(auth)?.[1];
+        const expires = token === undefined ? undefined : accessTokens.get(token);
+        if (expires === undefined || expires <= Date.now()) {
+          loginStats.rejected++;
+          await body();
+          throw new HttpError(401, 'unauthorized', expires === undefined ? 'missing or unknown bearer token' : 'expired bearer token');
+        }
+      }
 
       let identity: Identity | null = null;
       const assertion = headerValue(req, ASSERTION_HEADER);
@@ -454,6 +523,7 @@ export async function startExampleNode(opts: ExampleNodeOptions): Promise<Exampl
     port,
     received,
     services,
+    loginStats,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -490,6 +560,7 @@ function parseTarget(target: string): Target {
 }
 
 function jsonRoute(method: string, s: string[], req: IncomingMessage): boolean {
+  if (s[0] === 'login' && method === 'POST') return true;
   if (s[0] === 'services' && s.length === 3) return method === 'POST' || method === 'PATCH';
   if (s[0] === 'services' && s.length === 2) return method === 'POST';
   if (s[0] === 'sessions' && s.length === 1) return method === 'POST';
@@ -619,6 +690,13 @@ function decodeJwtPayload(token: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
+}
+
+function sameText(given: unknown, expected: string): boolean {
+  if (typeof given !== 'string') return false;
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
 }
 
 function errorMessage(err: unknown): string {

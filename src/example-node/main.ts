@@ -3,9 +3,13 @@
 //   node src/example-node/main.ts --port 9443 --cert certs-example/node.crt --key certs-example/node.key \
 //        --ca certs-example/ca.crt [--host 0.0.0.0] [--max-body-bytes N]
 //        [--jwks-url https://gateway:8443/.well-known/jwks.json --audience <aud> [--issuer <iss>]]
+//        [--login-user <name> --login-password-env <VAR> [--login-token-ttl <seconds>]]
 //
 // With --jwks-url, every request except GET /status must carry an X-MLGate-Assertion JWT (ES256) that verifies
 // against that JWKS (and --audience / --issuer when given); for a private CA set NODE_EXTRA_CA_CERTS.
+// With --login-user, the node has its own login like an ML Server web node (POST /login, /login/refreshToken;
+// tokens live --login-token-ttl seconds, default 3600) and every other request needs its bearer token: the
+// counterpart of mlgate's upstream.identity serviceAccount.
 // Logs one JSON line when listening: {"msg":"example-node listening","url":"https://..."}. SIGTERM/SIGINT stop it.
 
 import { readFileSync } from 'node:fs';
@@ -36,6 +40,9 @@ async function main(): Promise<void> {
         'jwks-url': { type: 'string' },
         audience: { type: 'string' },
         issuer: { type: 'string' },
+        'login-user': { type: 'string' },
+        'login-password-env': { type: 'string' },
+        'login-token-ttl': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -67,6 +74,14 @@ async function main(): Promise<void> {
     if (!Number.isSafeInteger(n) || n < 0) fail(`invalid --max-body-bytes ${values['max-body-bytes']}`);
     opts.maxBodyBytes = n;
   }
+  if (values['login-user'] !== undefined) {
+    const envName = values['login-password-env'];
+    const password = envName === undefined ? undefined : process.env[envName];
+    if (!password) fail('--login-user needs --login-password-env naming a set environment variable');
+    const ttl = Number(values['login-token-ttl'] ?? 3600);
+    if (!Number.isInteger(ttl) || ttl < 1) fail(`invalid --login-token-ttl ${values['login-token-ttl']}`);
+    opts.requireLogin = { username: values['login-user'], password, tokenTtlSeconds: ttl };
+  }
   if (values['jwks-url'] !== undefined) {
     const { createRemoteJWKSet, jwtVerify } = await import('jose');
     const jwks = createRemoteJWKSet(new URL(values['jwks-url']));
@@ -91,6 +106,7 @@ async function main(): Promise<void> {
     url: node.url,
     port: node.port,
     assertion: opts.verifyAssertion ? 'required' : 'optional',
+    login: opts.requireLogin ? 'required' : 'none',
   });
 
   let stopping = false;

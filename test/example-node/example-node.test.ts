@@ -347,3 +347,49 @@ describe('example node with verifyAssertion', () => {
     expect(user.json()).toMatchObject({ sub: 'carol', roles: ['Contributor'], assertion: 'verified' });
   });
 });
+
+describe('requireLogin: the node has its own login, like an ML Server web node', () => {
+  let node: ExampleNode;
+  beforeAll(async () => {
+    node = await startExampleNode({
+      cert: certs('node.crt'),
+      key: certs('node.key'),
+      ca,
+      requireLogin: { username: 'svc', password: 'svc-pw-1', tokenTtlSeconds: 1 },
+    });
+  });
+  afterAll(async () => {
+    await node?.close();
+  });
+  const json = { 'content-type': 'application/json' };
+  const login = (username: string, password: string) =>
+    call(node, { method: 'POST', path: '/login', headers: json, body: JSON.stringify({ username, password }) });
+
+  it('answers 401 without a token, or with a wrong password', async () => {
+    expect((await call(node, { path: '/status' })).status).toBe(401);
+    expect((await call(node, { path: '/status', headers: { authorization: 'Bearer made-up' } })).status).toBe(401);
+    expect((await login('svc', 'wrong')).status).toBe(401);
+  });
+
+  it('logs in with the ML Server token answer, accepts the token, rotates the refresh token and lets tokens expire', async () => {
+    const r = await login('svc', 'svc-pw-1');
+    expect(r.status).toBe(200);
+    const t = r.json();
+    expect(Object.keys(t).sort()).toEqual(['access_token', 'expires_in', 'expires_on', 'refresh_token', 'token_type']);
+    expect(t.expires_in).toBe(1);
+    expect((await call(node, { path: '/status', headers: { authorization: `Bearer ${t.access_token}` } })).status).toBe(200);
+
+    const refresh = (token: string) =>
+      call(node, { method: 'POST', path: '/login/refreshToken', headers: json, body: JSON.stringify({ refreshToken: token }) });
+    const r2 = await refresh(t.refresh_token);
+    expect(r2.status).toBe(200);
+    expect(r2.json().access_token).not.toBe(t.access_token);
+    expect((await refresh(t.refresh_token)).status).toBe(401); // used once
+    expect(node.loginStats).toMatchObject({ logins: 1, refreshes: 1, refusedRefreshes: 1 });
+
+    await new Promise((res) => setTimeout(res, 1100));
+    const expired = await call(node, { path: '/status', headers: { authorization: `Bearer ${r2.json().access_token}` } });
+    expect(expired.status).toBe(401);
+    expect(expired.json().message).toContain('expired');
+  });
+});
