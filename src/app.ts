@@ -8,7 +8,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { adminRoutes } from './admin/index.ts';
-import { buildProviders, CredentialChain, LoginThrottle, type CredentialProvider } from './auth/index.ts';
+import { AadBearerTokens, AadProvider, buildProviders, CredentialChain, LoginThrottle, type CredentialProvider } from './auth/index.ts';
 import type { Config } from './config/index.ts';
 import {
   BadRequest,
@@ -93,13 +93,15 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       : await KeyRing.generate(config.tokens.algorithm));
   const accessTtlMs = config.tokens.accessTokenTtlSeconds * 1000;
   const skewMs = config.tokens.clockToleranceSeconds * 1000;
+  // Revocations must outlive every token they cover: Azure AD tokens can live longer than ours.
+  const aadMaxLifetimeMs = config.auth.providers.includes('aad') && config.auth.aad ? config.auth.aad.maxTokenLifetimeSeconds * 1000 : 0;
   const metrics = new GatewayMetrics({
     revocationViewAgeSeconds: () => view.staleness(Date.now()) / 1000,
     revocationEntries: () => view.size,
     verifiedTokens: () => access.stats,
   });
   const storeLog = (level: 'debug' | 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void => log[level](fields ?? {}, msg);
-  const store = metrics.instrument(opts.store ?? (await createStore(config.store, { revocationTtlMs: accessTtlMs + skewMs }, storeLog)));
+  const store = metrics.instrument(opts.store ?? (await createStore(config.store, { revocationTtlMs: Math.max(accessTtlMs, aadMaxLifetimeMs) + skewMs }, storeLog)));
 
   const view = new RevocationView(config.revocation.maxStalenessSeconds * 1000);
   // Entries that arrive while a snapshot is being read are applied again after it is loaded: load() replaces the
@@ -157,7 +159,6 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     clockToleranceSeconds: config.tokens.clockToleranceSeconds,
     cacheSize: config.tokens.verifiedCacheSize,
   });
-  const authenticate = bearerAuthenticator(access, view);
   const assertions = new AssertionMinter(keys, {
     issuer: config.tokens.issuer,
     audience: config.upstream.assertionAudience,
@@ -176,6 +177,21 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     if (!role) throw new Forbidden('Your account has no Machine Learning Server role.', 'no_role');
     return [role];
   };
+
+  // Azure AD bearer tokens (remoteLoginAAD) are accepted next to ours when the aad provider is enabled; their
+  // verified form is cached like ours, roles resolved once per token (no role = 403 no_role at the route).
+  const aad = providers.find((p): p is AadProvider => p instanceof AadProvider);
+  const aadTokens = aad
+    ? new AadBearerTokens<VerifiedToken>(
+        aad,
+        ({ identity, iat, exp, tokenId }) => {
+          const role = resolveRole(identity.groups, roleMapping);
+          return { sub: identity.subject, name: identity.displayName, roles: role ? [role] : [], idp: identity.provider, sid: `aad:${tokenId}`, jti: tokenId, iat, exp };
+        },
+        { cacheSize: config.tokens.verifiedCacheSize, clockToleranceSeconds: config.auth.aad!.clockToleranceSeconds },
+      )
+    : undefined;
+  const authenticate = bearerAuthenticator(access, view, aadTokens);
 
   const graceKey = config.tokens.graceKeyFile
     ? Buffer.from(readFileSync(config.tokens.graceKeyFile, 'utf8').trim(), 'base64')
@@ -205,6 +221,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   const pruner = setInterval(() => {
     const now = Date.now();
     access.prune(now);
+    aadTokens?.prune(now);
     view.prune(now);
   }, 60_000);
   pruner.unref();
@@ -428,15 +445,34 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   };
 }
 
-/** The bearer check of gateway tokens, shared by the proxied path and the admin API. */
-export function bearerAuthenticator(access: AccessTokens, view: RevocationView): (header: string | undefined, now: number) => Promise<VerifiedToken> {
+/** Another kind of bearer token accepted next to ours (Azure AD), with its own verified-token cache. */
+export interface ForeignBearer {
+  cached(token: string, now: number): VerifiedToken | undefined;
+  /** Cheap and unverified: the token is of this kind (decides where it is verified, nothing more). */
+  claims(token: string): boolean;
+  verify(token: string, now: number): Promise<VerifiedToken>;
+}
+
+/**
+ * The bearer check, shared by the proxied path and the admin API: gateway tokens, and Azure AD tokens when the
+ * aad provider is on. Seen tokens of either kind are a Map lookup; the revocation view covers both (by subject).
+ */
+export function bearerAuthenticator(
+  access: AccessTokens,
+  view: RevocationView,
+  foreign?: ForeignBearer,
+): (header: string | undefined, now: number) => Promise<VerifiedToken> {
   return async (header, now) => {
     if (!header) throw new InvalidToken('An access token is required (Authorization: Bearer <token>).', 'missing_token');
     const space = header.indexOf(' ');
     if (space < 0 || header.slice(0, space).toLowerCase() !== 'bearer') {
       throw new InvalidToken('The Authorization header must use the Bearer scheme.', 'invalid_token');
     }
-    const token = await access.verify(header.slice(space + 1).trim(), now);
+    const raw = header.slice(space + 1).trim();
+    const token =
+      foreign === undefined
+        ? await access.verify(raw, now)
+        : (access.cached(raw, now) ?? foreign.cached(raw, now) ?? (await (foreign.claims(raw) ? foreign.verify(raw, now) : access.verify(raw, now))));
     if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);
     if (view.isRevoked(token)) throw new InvalidToken('The access token has been revoked.', 'token_revoked');
     return token;

@@ -39,6 +39,7 @@ export function productionProblems(config: Config, exampleCertDir: string): stri
   refuse('server.tls.certFile', config.server.tls?.certFile);
   refuse('upstream.caFile', config.upstream.caFile);
   refuse('upstream.clientCertFile', config.upstream.clientCertFile);
+  refuse('auth.aad.caFile', config.auth.aad?.caFile);
   if (config.tokens.signingKeys.length === 0) {
     problems.push('tokens.signingKeys: production needs signing keys from files (a key generated at start differs per instance and dies with the process)');
   } else if (!config.tokens.signingKeys.some((k) => k.active)) {

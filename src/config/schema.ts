@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 const seconds = (def: number, what: string) => z.number().int().positive().default(def).describe(what);
 const ms = (def: number, what: string) => z.number().int().positive().default(def).describe(what);
-const roleGroups = (role: string) => z.array(z.string().min(1)).optional().describe(`Groups (names, case-insensitive; or AAD object ids) whose members get role ${role}.`);
+const roleGroups = (role: string) => z.array(z.string().min(1)).optional().describe(`Groups (LDAP names, case-insensitive; Azure AD group object ids or app role values) whose members get role ${role}.`);
 
 export const tlsFilesSchema = z.object({
   certFile: z.string().min(1).describe('PEM certificate chain file.'),
@@ -148,15 +148,102 @@ export const ldapProviderSchema = z
     if (v.bindFilter !== undefined && !v.bindFilter.includes('{0}')) issue('bindFilter', 'must contain {0} (the login name)');
   });
 
+const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const aadUrl = z
+  .string()
+  .url()
+  .refine((u) => u.startsWith('https://'), 'must be an https:// URL');
+
+export const aadProviderSchema = z
+  .object({
+    authority: aadUrl
+      .default('https://login.microsoftonline.com')
+      .describe("Azure AD authority host, without the tenant (ML Server 'Authority' minus its last segment; login.windows.net is the legacy alias). Discovery, token endpoint and the v2 issuer are {authority}/{tenantId}/..."),
+    tenantId: z
+      .string()
+      .regex(GUID_RE, 'the Directory (tenant) ID, a GUID (not the domain name): tokens carry it in tid')
+      .describe('Directory (tenant) ID, a GUID; tokens of other tenants are refused.'),
+    audiences: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe("Accepted `aud` values: the WEB app's Application (client) ID and/or its Application ID URI (ML Server 'Audience'; remoteLoginAAD's resource)."),
+    clientId: z
+      .string()
+      .regex(GUID_RE, 'an Application (client) ID, a GUID')
+      .optional()
+      .describe("The WEB app's Application (client) ID, used with the client secret for Microsoft Graph (groups overage) and password login. Not the native app's ClientId."),
+    clientSecretEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional()
+      .describe("Name of the environment variable holding the web app's client secret (ML Server 'Key'). Never logged."),
+    clientSecretFile: z.string().min(1).optional().describe('File holding the client secret instead (a trailing newline is ignored). Never logged.'),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('PEM CA bundle trusted for the authority and Graph HTTPS connections (default: the system CAs).'),
+    graphBaseUrl: aadUrl.default('https://graph.microsoft.com').describe('Microsoft Graph base URL (national clouds differ); groups overage and refresh checks call {graphBaseUrl}/v1.0/...'),
+    acceptV1Issuer: z.boolean().default(true).describe('Accept v1.0 tokens, issuer {v1IssuerBaseUrl}/{tenantId}/ (what remoteLoginAAD/ADAL gets when the app has accessTokenAcceptedVersion 1 or null).'),
+    acceptV2Issuer: z.boolean().default(true).describe('Accept v2.0 tokens, issuer {authority}/{tenantId}/v2.0.'),
+    v1IssuerBaseUrl: aadUrl.default('https://sts.windows.net').describe('Base of the v1.0 issuer (https://sts.windows.net in the public cloud).'),
+    passwordLogin: z
+      .boolean()
+      .default(false)
+      .describe('POST /login with Azure AD user@domain and password (resource-owner password grant; no MFA, no federated accounts) issues mlgate tokens. Needs clientId and a client secret.'),
+    passwordLoginScope: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Scope requested by the password grant; its token must pass the bearer checks. Default {clientId}/.default.'),
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(60).describe('Allowed clock skew for exp/nbf of Azure AD tokens.'),
+    jwksCacheMaxAgeSeconds: z
+      .number()
+      .int()
+      .positive()
+      .default(3600)
+      .describe("How long the tenant's signing keys are used before they are fetched again; while the key endpoint is down, the keys held keep verifying."),
+    jwksCooldownSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .default(30)
+      .describe('An unknown kid refetches the keys at most once per this many seconds (jose cooldown); other unknown kids in between are refused.'),
+    groupsSecurityEnabledOnly: z
+      .boolean()
+      .default(true)
+      .describe("Graph getMemberObjects securityEnabledOnly: true matches the app's groupMembershipClaims SecurityGroup, false matches All."),
+    maxTokenLifetimeSeconds: z
+      .number()
+      .int()
+      .positive()
+      .max(7 * 24 * 3600)
+      .default(86_400)
+      .describe('Azure AD tokens living longer (exp - iat) are refused; user revocations are kept this long so they cover every accepted token.'),
+    timeoutMs: ms(5_000, 'Time allowed for each call to the authority (discovery, keys, token endpoint) and Graph; slower = 503 directory_unavailable.'),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (v.clientSecretEnv && v.clientSecretFile) issue('clientSecretFile', 'set clientSecretEnv or clientSecretFile, not both');
+    const hasSecret = v.clientSecretEnv !== undefined || v.clientSecretFile !== undefined;
+    if (hasSecret && !v.clientId) issue('clientId', 'a client secret is set but clientId (the web app it belongs to) is not');
+    if (v.passwordLogin && (!v.clientId || !hasSecret)) issue('passwordLogin', 'needs clientId and clientSecretEnv or clientSecretFile');
+    if (!v.acceptV1Issuer && !v.acceptV2Issuer) issue('acceptV2Issuer', 'accept at least one issuer form (v1 or v2)');
+  });
+
 export const authSchema = z
   .object({
     providers: z
-      .array(z.enum(['admin', 'ldap']))
+      .array(z.enum(['admin', 'ldap', 'aad']))
       .min(1)
       .default(['admin'])
       .describe('Credential providers in the order they are asked; the first that knows the user decides.'),
     admin: adminProviderSchema.default({ enabled: false, username: 'admin' }),
     ldap: ldapProviderSchema.optional().describe("LDAP / Active Directory provider (ML Server appsettings.json 'LDAP'); required when providers lists ldap."),
+    aad: aadProviderSchema
+      .optional()
+      .describe("Azure Active Directory provider (ML Server appsettings.json 'AzureActiveDirectory'): Azure AD bearer tokens (remoteLoginAAD) and optional password login; required when providers lists aad."),
     roles: z
       .object({ Owner: roleGroups('Owner'), Contributor: roleGroups('Contributor'), Reader: roleGroups('Reader') })
       .strict()
@@ -178,6 +265,7 @@ export const authSchema = z
   .strict()
   .superRefine((v, ctx) => {
     if (v.providers.includes('ldap') && !v.ldap) ctx.addIssue({ code: 'custom', path: ['ldap'], message: 'providers lists ldap but auth.ldap is not configured' });
+    if (v.providers.includes('aad') && !v.aad) ctx.addIssue({ code: 'custom', path: ['aad'], message: 'providers lists aad but auth.aad is not configured' });
   });
 
 export const tokensSchema = z
