@@ -450,7 +450,7 @@ describe('Sentinel failover during refresh traffic', () => {
       expect(r1.status, r1.text).toBe(200);
       expect((await refresh(G, r1.json().refresh_token)).status).toBe(200);
     }
-  });
+  }, 90_000);
 });
 
 // ---- memory: 100,000 logins then expiry ----------------------------------------------------------------------------
@@ -469,8 +469,9 @@ describe('memory: nothing outlives its TTL', () => {
     try {
       const baseline = Number(await redis.cli('DBSIZE'));
       const T = Date.now();
-      // Every token ends at the same moment, after the logins are done, so the peak holds all 100,000 families.
-      const END = T + 20_000;
+      // Every token ends at the same moment, normally after the logins are done, so the peak holds all families
+      // (on a loaded machine the first ones may have ended before the peak is counted; the peak is only reported).
+      const END = T + 25_000;
       const rec = (i: number, now: number): RefreshRecord => ({
         familyId: `mem-${i}`,
         identity: { subject: `mem-user-${i % 1_000}`, displayName: 'm', groups: ['readers'], provider: 'test', authTime: T },
@@ -485,7 +486,7 @@ describe('memory: nothing outlives its TTL', () => {
       for (let i = 0; i < N; i += BATCH) {
         const now = Date.now();
         await Promise.all(Array.from({ length: BATCH }, (_, j) => store.createFamily(`mh-${i + j}`, rec(i + j, now))));
-        if (Date.now() - t0 > 18_000) throw new Error(`too slow: ${i} logins in 18 s`);
+        if (Date.now() - t0 > 60_000) throw new Error(`too slow: ${i} logins in 60 s`);
       }
       const loginMs = Date.now() - t0;
       // a tenth rotated, a hundredth revoked: consumed tokens, successors, tombstones and revocation entries too
@@ -499,7 +500,7 @@ describe('memory: nothing outlives its TTL', () => {
       }
       const peak = Number(await redis.cli('DBSIZE'));
       const memory = /used_memory_human:(\S+)/.exec(await redis.cli('INFO', 'memory'))?.[1];
-      const back = await until('key count back at baseline', END - Date.now() + 15_000, async () => {
+      const back = await until('key count back at baseline', Math.max(END - Date.now(), 0) + 15_000, async () => {
         const n = Number(await redis.cli('DBSIZE'));
         return n <= baseline ? n : undefined;
       });
@@ -511,6 +512,6 @@ describe('memory: nothing outlives its TTL', () => {
     } finally {
       await store.close();
     }
-  });
+  }, 90_000);
 });
 
