@@ -4,7 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { RedisTokenStore, type RedisStoreOptions, type RefreshRecord } from '../../src/store/index.ts';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { createStore, redisOptions, RedisTokenStore, type RedisStoreOptions, type RefreshRecord } from '../../src/store/index.ts';
 import {
   startCluster,
   startRedis,
@@ -204,5 +207,56 @@ describe('RedisTokenStore over TLS with an ACL user', () => {
     plain.on('error', () => {});
     await expect(plain.connect().then(() => plain.ping())).rejects.toThrow();
     plain.disconnect();
+  });
+});
+
+describe('store configuration', () => {
+  const base = { upstream: { url: 'https://127.0.0.1:1', caFile: 'x', clientCertFile: 'x', clientKeyFile: 'x' } };
+  const problems = (store: unknown, env: Record<string, string> = {}): string[] => {
+    try {
+      loadConfig({ base: { ...base, ...(store === undefined ? {} : { store }) } as never, env });
+      return [];
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+  };
+
+  it('refuses kind redis without redis settings, and settings that do not fit the mode', () => {
+    expect(problems({ kind: 'redis' })).toEqual(['store.redis: store.kind is redis but store.redis is not configured']);
+    expect(problems({ kind: 'redis', redis: {} }).join('\n')).toContain('store.redis.url: mode standalone needs url');
+    const sentinel = problems({ kind: 'redis', redis: { mode: 'sentinel', url: 'redis://x:1' } }).join('\n');
+    expect(sentinel).toContain('store.redis.sentinels');
+    expect(sentinel).toContain('store.redis.masterName');
+    expect(sentinel).toContain('store.redis.url');
+    expect(problems({ kind: 'redis', redis: { mode: 'cluster', nodes: [{ host: 'a', port: 1 }], minReplicaAcks: 1 } }).join('\n')).toContain(
+      'store.redis.minReplicaAcks',
+    );
+    expect(problems({ kind: 'redis', redis: { url: 'redis://a:1', keyPrefix: 'x{y}:' } }).join('\n')).toContain('store.redis.keyPrefix');
+    expect(problems({ kind: 'redis', redis: { url: 'redis://a:1', password: 'p', passwordFile: '/f' } }).join('\n')).toContain('passwordFile');
+    expect(problems({ kind: 'redis', redis: { url: 'http://a:1' } }).join('\n')).toContain('store.redis.url');
+    expect(problems({ kind: 'redis', redis: { url: 'redis://a:1', commandTimeoutMs: 200 } }).join('\n')).toContain('replicaAckTimeoutMs');
+    expect(problems(undefined)).toEqual([]);
+  });
+
+  it('takes the store from the environment, and the password from a file', async () => {
+    const server = await standaloneServer();
+    const dir = mkdtempSync(join(tmpdir(), 'mlgate-redis-cfg-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'pw'), 'not-needed-but-read\n');
+    const config = loadConfig({
+      base: base as never,
+      env: { MLGATE_STORE__KIND: 'redis', MLGATE_STORE__REDIS__URL: server.url, MLGATE_STORE__REDIS__PASSWORD_FILE: join(dir, 'pw') },
+    });
+    expect(config.store.kind).toBe('redis');
+    expect(redisOptions(config.store.redis!).password).toBe('not-needed-but-read');
+    // no password configured on this server: connect without the file
+    const store = await createStore({ ...config.store, redis: { ...config.store.redis!, passwordFile: undefined } }, TIMINGS);
+    try {
+      expect(store.kind).toBe('redis');
+      await store.ping();
+    } finally {
+      await store.close();
+    }
   });
 });
