@@ -430,7 +430,7 @@ export const healthCheckSchema = z
       .default('/status')
       .describe('Probed with GET over the same mutual TLS. Any HTTP answer below 500 counts as up (401 included: ML Server asks for a token on /status).'),
     intervalMs: ms(5_000, 'Time between probes of one node.'),
-    timeoutMs: ms(2_000, 'A probe not answered within this fails.'),
+    timeoutMs: ms(2_000, 'A probe not answered within this fails (the next probe waits for it).'),
     unhealthyAfter: z.number().int().min(1).default(2).describe('Failed probes in a row that take a node out.'),
     healthyAfter: z.number().int().min(1).default(2).describe('Successful probes in a row that bring it back.'),
   })
@@ -477,7 +477,6 @@ export const upstreamSchema = z
     if ((v.url === undefined) === (v.nodes === undefined)) issue('url', 'set exactly one of upstream.url (one node) or upstream.nodes (several)');
     if (v.identity === 'serviceAccount' && !v.serviceAccount) issue('serviceAccount', 'identity serviceAccount needs upstream.serviceAccount (username and passwordEnv or passwordFile)');
     if (v.identity !== 'serviceAccount' && v.serviceAccount) issue('serviceAccount', `is only used with identity serviceAccount (identity is ${v.identity})`);
-    if (v.healthCheck.timeoutMs > v.healthCheck.intervalMs) issue('healthCheck', 'timeoutMs must not exceed intervalMs');
     const urls = (v.nodes ?? []).map((n) => n.url.replace(/\/+$/, ''));
     if (new Set(urls).size !== urls.length) issue('nodes', 'a node is listed twice');
   });

@@ -1,5 +1,5 @@
 // Header hygiene for requests that cross to a node: no hop-by-hop, no client-asserted identity.
-import type { ClientRequest, IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
 
@@ -35,12 +35,6 @@ export function strippedRequestHeaders(headers: IncomingHttpHeaders, dropAuthori
     }
   }
   return out;
-}
-
-export function applyRequestHygiene(proxyReq: ClientRequest, headers: IncomingHttpHeaders, dropAuthorization: boolean): void {
-  for (const name of strippedRequestHeaders(headers, dropAuthorization)) {
-    if (proxyReq.hasHeader(name)) proxyReq.removeHeader(name);
-  }
 }
 
 const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];

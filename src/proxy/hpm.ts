@@ -6,7 +6,7 @@ import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
 import { BadGateway, GatewayTimeout, PayloadTooLarge } from '../errors.ts';
-import { applyRequestHygiene } from './headers.ts';
+import { strippedRequestHeaders } from './headers.ts';
 import {
   AttemptFailure,
   classifyUpstreamError,
@@ -107,6 +107,10 @@ export class HpmTransport implements Transport {
   exchange(node: NodeTarget, req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<NodeAnswer> {
     const route = this.route(node);
     this.countChunkedBody(req);
+    // http-proxy copies req.headers into the node request when it creates it, and may send them with the first body
+    // chunk, before any hook runs: the headers are made right here, on the client request itself.
+    for (const name of strippedRequestHeaders(req.headers, ex.dropAuthorization)) delete req.headers[name];
+    Object.assign(req.headers, ex.headers);
     return new Promise<NodeAnswer>((resolve, reject) => {
       // Covers waiting for a pooled socket and the TCP + TLS handshake.
       const connectTimer = setTimeout(() => {
@@ -183,8 +187,6 @@ export class HpmTransport implements Transport {
       return;
     }
     a.proxyReq = proxyReq;
-    applyRequestHygiene(proxyReq, req.headers, a.ex.dropAuthorization);
-    for (const [name, value] of Object.entries(a.ex.headers)) proxyReq.setHeader(name, value);
 
     // http-proxy emits proxyReq on 'socket': a reused socket is connected, a new one still shakes hands.
     const socket = proxyReq.socket as TLSSocket | null;

@@ -106,5 +106,6 @@ export function classifyUpstreamError(err: NodeJS.ErrnoException, timedOut: bool
   if (UNREACHABLE.has(code)) return new UpstreamUnavailable(reason);
   if (isTlsError(err)) return new BadGateway(`upstream TLS: ${reason}`, TLS_MESSAGE);
   if (code === 'ETIMEDOUT') return new GatewayTimeout(reason);
+  if (code === 'ECONNRESET' || code === 'EPIPE') return new BadGateway(reason, 'The connection to the operationalization node broke before it answered.');
   return new BadGateway(reason);
 }
