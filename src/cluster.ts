@@ -52,6 +52,10 @@ export function supervise(workers: number, log: Logger): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP (edge certificate reload) goes to every worker; without a handler it would end the primary.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
   log.info({ workers }, 'cluster primary started');
 }
 

@@ -98,7 +98,10 @@ async function main(): Promise<void> {
   });
   if (cluster.isWorker) gateway.setMetricsText(workerMetrics(gateway.metrics.registry));
   const running = await listen(gateway, log);
-  log.info({ url: running.url, mode: config.mode, upstream: config.upstream.url, store: gateway.store.kind }, 'mlgate listening');
+  log.info(
+    { url: running.url, mode: config.mode, upstream: gateway.upstream.nodes.map((n) => n.url), identity: config.upstream.identity, store: gateway.store.kind },
+    'mlgate listening',
+  );
   if (devPassword !== undefined) {
     const shown = env.MLGATE_ADMIN_PASSWORD ? '(from MLGATE_ADMIN_PASSWORD)' : devPassword;
     process.stdout.write(
@@ -121,6 +124,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // SIGHUP: read the edge certificate and key again (file changes are picked up by themselves too).
+  process.on('SIGHUP', () => {
+    if (!running.reloadTls()) log.info('SIGHUP: edge TLS files unchanged (or not loadable, see above): certificate kept');
+  });
 }
 
 main().catch((err: unknown) => {

@@ -2,16 +2,21 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { getRequestListener, RequestError, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { Gateway } from './app.ts';
 import type { Logger } from './observability/index.ts';
-import { edgeTlsOptions } from './tls/index.ts';
+import { EdgeTlsReloader, edgeTlsOptions } from './tls/index.ts';
 
 export interface RunningServer {
   server: http.Server | https.Server;
   port: number;
   url: string;
+  /** Edge TLS: reads the certificate and key again (SIGHUP); true when new connections get a new certificate. */
+  reloadTls(): boolean;
+  /** The edge certificate's sha-256 fingerprint new connections get (undefined for plain HTTP). */
+  tlsFingerprint(): string | undefined;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -51,6 +56,10 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
     const server = useTls
       ? https.createServer({ ...limits, ...edgeTlsOptions(s.tls!) }, listener)
       : http.createServer(limits, listener);
+    // Certificate and key changes on disk reach new connections without a restart (and on SIGHUP, main.ts).
+    const reloader = useTls ? new EdgeTlsReloader(server as https.Server, s.tls!, log) : undefined;
+    reloader?.watch();
+    if (useTls) edgeClientChecks(server as https.Server, s.tls!, log);
     server.listen(s.port, s.host, () => {
       const info = server.address() as AddressInfo;
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
@@ -58,7 +67,12 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
         server,
         port: info.port,
         url: `${useTls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${info.port}`,
-        close: (graceMs = 10_000) => closeServer(server, graceMs),
+        reloadTls: () => reloader?.reload('SIGHUP') ?? false,
+        tlsFingerprint: () => reloader?.fingerprint,
+        close: (graceMs = 10_000) => {
+          reloader?.close();
+          return closeServer(server, graceMs);
+        },
       });
     });
     server.keepAliveTimeout = s.keepAliveTimeoutMs;
@@ -82,6 +96,24 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
       const reason = http.STATUS_CODES[status];
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     });
+  });
+}
+
+/** Refused handshakes (TLS 1.0/1.1, no client certificate when one is required) and bad optional client certificates. */
+function edgeClientChecks(server: https.Server, tls: NonNullable<Gateway['config']['server']['tls']>, log: Logger): void {
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    log.debug({ err: `${err.code ?? err.name}: ${err.message.split('\n')[0]}`, client: socket.remoteAddress }, 'edge TLS handshake refused');
+    socket.destroy();
+  });
+  if (!tls.requestClientCert || tls.requireClientCert) return;
+  // Optional client certificates: none is fine, but one that was sent must chain to clientCaFile.
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.authorized) return;
+    const peer = socket.getPeerCertificate();
+    if (peer && Object.keys(peer).length > 0) {
+      log.info({ client: socket.remoteAddress, subject: peer.subject?.CN, reason: String(socket.authorizationError) }, 'edge client certificate refused');
+      socket.destroy();
+    }
   });
 }
 
