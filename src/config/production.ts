@@ -39,6 +39,8 @@ export function productionProblems(config: Config, exampleCertDir: string): stri
   refuse('server.tls.certFile', config.server.tls?.certFile);
   refuse('upstream.caFile', config.upstream.caFile);
   refuse('upstream.clientCertFile', config.upstream.clientCertFile);
+  // Trusting the public example CA for client certificates would let anybody in.
+  refuse('server.tls.clientCaFile', config.server.tls?.clientCaFile);
   refuse('auth.aad.caFile', config.auth.aad?.caFile);
   if (config.tokens.signingKeys.length === 0) {
     problems.push('tokens.signingKeys: production needs signing keys from files (a key generated at start differs per instance and dies with the process)');

@@ -182,6 +182,7 @@ export class UpstreamPool {
     let last: GatewayError | undefined;
     // Bounded: every node once, plus one repeat after a re-login.
     for (let round = 0; round <= this.states.length; round++) {
+      if (res.destroyed) return; // the client went away: nobody to answer
       const node = again ?? this.pick(tried);
       again = undefined;
       if (!node) break;

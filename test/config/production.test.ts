@@ -136,6 +136,17 @@ describe('productionProblems', () => {
     expect(problems).toHaveLength(2);
   });
 
+  it('refuses the example CA as the edge client-certificate CA', () => {
+    const problems = productionProblems(
+      config((c) => {
+        (c.server as { tls: Record<string, unknown> }).tls.clientCaFile = copied('ca.crt');
+        (c.server as { tls: Record<string, unknown> }).tls.requireClientCert = true;
+      }),
+      EXAMPLES,
+    );
+    expect(problems).toEqual([expect.stringMatching(/^server\.tls\.clientCaFile: .* example certificate/)]);
+  });
+
   it('refuses empty signingKeys (a key generated at start)', () => {
     const problems = productionProblems(
       config((c) => {
