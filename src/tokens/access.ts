@@ -17,6 +17,8 @@ export interface VerifiedToken extends AccessClaims {
   jti: string;
   /** seconds */
   iat: number;
+  /** ms: issue time to the millisecond (claim `iat_ms`), so a user revocation never hits a token issued after it. */
+  issuedAtMs?: number | undefined;
   /** seconds */
   exp: number;
   /** The node assertion minted for this token (one audience: all nodes share it), reused until shortly before its expiry. */
@@ -51,7 +53,7 @@ export class AccessTokens {
     const iat = Math.floor(nowMs / 1000);
     const exp = iat + this.opts.ttlSeconds;
     const signer = this.keys.signer;
-    const token = await new SignJWT({ name: claims.name, roles: claims.roles, idp: claims.idp, sid: claims.sid })
+    const token = await new SignJWT({ name: claims.name, roles: claims.roles, idp: claims.idp, sid: claims.sid, iat_ms: nowMs })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT' })
       .setIssuer(this.opts.issuer)
       .setAudience(this.opts.audience)
@@ -97,7 +99,7 @@ export class AccessTokens {
       if (err instanceof joseErrors.JWTExpired) throw new InvalidToken('The access token has expired.', 'token_expired');
       throw new InvalidToken(undefined, 'invalid_token', err instanceof Error ? `${err.name}: ${err.message}` : 'verify failed');
     }
-    const { sub, jti, iat, exp, sid, name, roles, idp } = payload as Record<string, unknown>;
+    const { sub, jti, iat, exp, sid, name, roles, idp, iat_ms } = payload as Record<string, unknown>;
     if (
       typeof sub !== 'string' || typeof jti !== 'string' || typeof sid !== 'string' ||
       typeof iat !== 'number' || typeof exp !== 'number' ||
@@ -107,6 +109,8 @@ export class AccessTokens {
     }
     const verified: VerifiedToken = {
       sub, jti, iat, exp, sid,
+      // A precise time only when it agrees with iat (same second).
+      issuedAtMs: typeof iat_ms === 'number' && Math.floor(iat_ms / 1000) === iat ? iat_ms : undefined,
       name: typeof name === 'string' ? name : sub,
       roles: roles as string[],
       idp: typeof idp === 'string' ? idp : 'unknown',

@@ -6,6 +6,8 @@ export interface RevocationCheck {
   sub: string;
   /** seconds */
   iat: number;
+  /** ms, when the token says it precisely (mlgate's own tokens); else only iat is known. */
+  issuedAtMs?: number | undefined;
 }
 
 export class RevocationView {
@@ -56,8 +58,8 @@ export class RevocationView {
     if (this.families.size > 0 && this.families.has(t.sid)) return true;
     if (this.subjects.size > 0) {
       const s = this.subjects.get(t.sub);
-      // Same-second tokens count as revoked: iat has one-second resolution, and erring closed is the safe side.
-      if (s && t.iat * 1000 <= s.notBefore) return true;
+      // Without a precise time, same-second tokens count as revoked (iat has one-second resolution; err closed).
+      if (s && (t.issuedAtMs !== undefined ? t.issuedAtMs <= s.notBefore : t.iat * 1000 <= s.notBefore)) return true;
     }
     return false;
   }

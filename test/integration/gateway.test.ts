@@ -362,3 +362,13 @@ describe('HEAD and adapter-level refusals', () => {
     expect(JSON.parse(r.body).error).toBe('malformed_request');
   });
 });
+
+describe('user revocation and a new login in the same second', () => {
+  it('refuses the old token and accepts one issued right after the revocation', async () => {
+    const before = await loginAdmin(stack);
+    await stack.gateway.store.revokeSubject('admin', Date.now(), Date.now());
+    const after = await loginAdmin(stack);
+    expectErrorShape(await request(stack, 'GET', '/status', { token: before.access_token }), 401, 'token_revoked');
+    expect((await request(stack, 'GET', '/status', { token: after.access_token })).status).toBe(200);
+  });
+});

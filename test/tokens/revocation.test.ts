@@ -31,6 +31,14 @@ describe('RevocationView', () => {
     expect(v.isRevoked({ sid: 'any', sub: 'bob', iat: S - 10 })).toBe(false);
   });
 
+  it('with the millisecond issue time, a token issued later in the same second as the revocation stays valid', () => {
+    const v = new RevocationView(30_000);
+    const notBefore = T + 500;
+    v.load([{ kind: 'subject', subject: 'alice', notBefore, until: T + 3_600_000 }], T);
+    expect(v.isRevoked({ sid: 'any', sub: 'alice', iat: S, issuedAtMs: T + 499 })).toBe(true);
+    expect(v.isRevoked({ sid: 'any', sub: 'alice', iat: S, issuedAtMs: T + 501 })).toBe(false);
+  });
+
   it('a later subject revocation moves notBefore forward; an older one arriving late does not move it back', () => {
     const v = new RevocationView(30_000);
     v.load([], T);
