@@ -64,6 +64,8 @@ export function workerMetrics(registry: Registry): () => Promise<string> {
   const id = cluster.worker?.id ?? 0;
   registry.setDefaultLabels({ worker: String(id) });
   AggregatorRegistry.setRegistries([registry]);
+  // prom-client answers the primary's requests only once an AggregatorRegistry exists in this process.
+  new AggregatorRegistry();
   let next = 0;
   const waiting = new Map<number, { resolve: (t: string) => void; reject: (e: Error) => void }>();
   process.on('message', (msg: MetricsAnswer) => {
