@@ -36,7 +36,7 @@ import {
   type RouteRule,
 } from './policy/index.ts';
 import { createUpstream, tapSmallAnswer, type UpstreamPool } from './proxy/index.ts';
-import { createStore, type IdentitySnapshot, type RevocationEntry, type TokenStore } from './store/index.ts';
+import { createStore, RedisTokenStore, type IdentitySnapshot, type RevocationEntry, type TokenStore } from './store/index.ts';
 import { AccessTokens, AssertionMinter, KeyRing, RevocationView, SessionService, type VerifiedToken } from './tokens/index.ts';
 
 type Env = {
@@ -167,7 +167,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
 
   const providers = await buildProviders(config.auth);
   providers.push(...(opts.providers ?? []));
-  const throttle = new LoginThrottle(config.auth.throttle);
+  // With the Redis store, failed-login counters are shared by every instance (DESIGN section 5).
+  const throttle = new LoginThrottle(config.auth.throttle, store instanceof RedisTokenStore ? store.sharedCounters : undefined);
   const credentials = new CredentialChain(providers, { maxConcurrent: config.auth.maxConcurrentPasswordChecks });
 
   const roleMapping = config.auth.roles;

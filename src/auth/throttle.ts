@@ -1,6 +1,6 @@
 // Login throttling: failed attempts are counted per client address, per (user, address) and per user.
 // Every block ends after its window, so an attacker can never lock a real user out for longer than that.
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { TooManyRequests } from '../errors.ts';
 
 export interface ThrottleSettings {
@@ -14,19 +14,36 @@ export interface ThrottleSettings {
   perUser: number;
 }
 
+/** Counters shared by every instance through the Redis store (an ioredis client). */
+export interface SharedCounters {
+  client: unknown;
+  keyPrefix: string;
+}
+
 export class LoginThrottle {
-  private readonly limiters: Array<{ name: string; limiter: RateLimiterMemory; key: (user: string, address: string) => string }>;
-  private readonly pair: RateLimiterMemory;
+  private readonly limiters: Array<{ name: string; limiter: RateLimiterAbstract; key: (user: string, address: string) => string }>;
+  private readonly pair: RateLimiterAbstract;
   private readonly enabled: boolean;
 
-  constructor(s: ThrottleSettings) {
+  constructor(s: ThrottleSettings, shared?: SharedCounters) {
     this.enabled = s.enabled;
-    const mk = (points: number) => new RateLimiterMemory({ points, duration: s.windowSeconds, blockDuration: s.windowSeconds });
-    this.pair = mk(s.perUserAndAddress);
+    const mk = (points: number, name: string): RateLimiterAbstract => {
+      const opts = { points, duration: s.windowSeconds, blockDuration: s.windowSeconds };
+      if (!shared) return new RateLimiterMemory(opts);
+      // Redis down: this instance keeps counting in memory rather than letting every attempt through.
+      return new RateLimiterRedis({
+        ...opts,
+        storeClient: shared.client,
+        keyPrefix: `${shared.keyPrefix}throttle:${name}`,
+        rejectIfRedisNotReady: true,
+        insuranceLimiter: new RateLimiterMemory(opts),
+      });
+    };
+    this.pair = mk(s.perUserAndAddress, 'pair');
     this.limiters = [
-      { name: 'address', limiter: mk(s.perAddress), key: (_u, a) => a },
+      { name: 'address', limiter: mk(s.perAddress, 'address'), key: (_u, a) => a },
       { name: 'user+address', limiter: this.pair, key: (u, a) => `${u.toLowerCase()}|${a}` },
-      { name: 'user', limiter: mk(s.perUser), key: (u) => u.toLowerCase() },
+      { name: 'user', limiter: mk(s.perUser, 'user'), key: (u) => u.toLowerCase() },
     ];
   }
 

@@ -98,6 +98,11 @@ export class RedisTokenStore implements TokenStore {
     });
   }
 
+  /** The command connection, for login-throttle counters that every instance shares (rate-limiter-flexible). */
+  get sharedCounters(): { client: Client; keyPrefix: string } {
+    return { client: this.client, keyPrefix: this.prefix };
+  }
+
   /** Connects (fails when Redis cannot be reached within connectTimeoutMs) and starts the revocation feed. */
   static async connect(opts: RedisStoreOptions, timings: StoreTimings): Promise<RedisTokenStore> {
     const client = createClient(opts, { lazyConnect: true, scripts: true });
