@@ -260,7 +260,7 @@ export const authSchema = z
       })
       .strict()
       .default({ enabled: true, windowSeconds: 900, perAddress: 30, perUserAndAddress: 5, perUser: 100 })
-      .describe('Login throttling (in memory, per instance).'),
+      .describe('Login throttling: counters in Redis (shared by every instance) with store.kind redis, else in memory per instance.'),
   })
   .strict()
   .superRefine((v, ctx) => {
