@@ -8,6 +8,8 @@ export type {
   FamilySummary,
   RevocationEntry,
   StoreTimings,
+  Page,
+  OwnerRecord,
 } from './types.ts';
 export { MemoryTokenStore } from './memory.ts';
 export { RedisTokenStore, RedisStoreError, type RedisStoreOptions, type RedisEndpoint } from './redis.ts';

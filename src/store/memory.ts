@@ -1,6 +1,9 @@
 // The embedded store: one process, same semantics as redis, every operation one synchronous step (atomic).
+import { byCodeUnit, newestFirst, parseSubjectCursor, subjectCursor } from './listing.ts';
 import type {
   FamilySummary,
+  OwnerRecord,
+  Page,
   RefreshRecord,
   RevocationEntry,
   RotateOutcome,
@@ -148,6 +151,25 @@ export class MemoryTokenStore implements TokenStore {
     return out.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
   }
 
+  async listSubjects(after: string | null, limit: number, now: number): Promise<Page<string>> {
+    // Sorted per call: fine for an admin page (1,000 users x 5 families sort in well under a millisecond).
+    const rows: Array<{ end: number; subject: string }> = [];
+    for (const [subject, ids] of this.familiesBySubject) {
+      let end = 0;
+      for (const id of ids) {
+        const f = this.families.get(id);
+        if (f && f.expiresAt > now && f.liveUntil > now) end = Math.max(end, f.expiresAt);
+      }
+      if (end > 0) rows.push({ end, subject });
+    }
+    rows.sort(newestFirst);
+    const from = after === null ? undefined : parseSubjectCursor(after);
+    const start = from === undefined ? 0 : rows.findIndex((r) => newestFirst(r, from) > 0);
+    const page = start < 0 ? [] : rows.slice(start, start + limit);
+    const last = page.at(-1);
+    return { items: page.map((r) => r.subject), next: page.length === limit && last ? subjectCursor(last.end, last.subject) : null };
+  }
+
   async listRevocations(now: number): Promise<RevocationEntry[]> {
     return [...this.revocations.values()].filter((e) => e.until > now);
   }
@@ -179,6 +201,20 @@ export class MemoryTokenStore implements TokenStore {
 
   async deleteOwner(service: string): Promise<void> {
     this.owners.delete(service);
+  }
+
+  async setOwner(service: string, owner: string): Promise<string | null> {
+    const previous = this.owners.get(service) ?? null;
+    this.owners.set(service, owner);
+    return previous;
+  }
+
+  async listOwners(after: string | null, limit: number): Promise<Page<OwnerRecord>> {
+    const services = [...this.owners.keys()].filter((s) => after === null || s > after).sort(byCodeUnit).slice(0, limit);
+    return {
+      items: services.map((service) => ({ service, owner: this.owners.get(service)! })),
+      next: services.length === limit ? services.at(-1)! : null,
+    };
   }
 
   async ping(): Promise<void> {}

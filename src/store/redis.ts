@@ -5,7 +5,10 @@
 //   Prtf:<hash> -> familyId                       index from a refresh token hash to its family (its own slot)
 //   P{sub:<subject>}:i / :b                       the subject's families (zset) and not-before (ms)
 //   P{rev}:e / :d                                 current revocation entries (hash) and their ends (zset)
+//   P{subjects}                                   subjects with families (zset, score: newest family end), for
+//                                                 the admin listing; pruned past the score at every login
 //   Powner:<service>                              publisher of a web service (SET NX)
+//   P{owners}                                     services with a recorded owner (zset, score 0: by name)
 //   channel Prevocations                          every revocation, as the entry's JSON
 // Every key has a TTL except owner keys: ownership lasts as long as the service (deleted with it), and a TTL would
 // let anyone re-claim a service after it lapsed.
@@ -18,9 +21,12 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseSubjectCursor, subjectCursor } from './listing.ts';
 import { SCRIPTS, type ScriptName } from './redis-scripts.ts';
 import type {
   FamilySummary,
+  OwnerRecord,
+  Page,
   RefreshRecord,
   RevocationEntry,
   RotateOutcome,
@@ -144,6 +150,12 @@ export class RedisTokenStore implements TokenStore {
   private ownerKey(service: string): string {
     return `${this.prefix}owner:${enc(service)}`;
   }
+  private subjectsKey(): string {
+    return `${this.prefix}{subjects}`;
+  }
+  private ownersKey(): string {
+    return `${this.prefix}{owners}`;
+  }
 
   private script(name: ScriptName, keys: string[], args: (string | number)[]): Promise<unknown> {
     const fn = (this.client as unknown as Record<ScriptName, ScriptCall>)[name];
@@ -175,6 +187,13 @@ export class RedisTokenStore implements TokenStore {
     const [added] = await Promise.all([
       this.script('mlgSubjectAdd', [sk.i, sk.b], [record.familyId, record.familyStartedAt, record.familyExpiresAt, now]),
       tokenTtl > 0 ? this.client.set(this.indexKey(hash), record.familyId, 'PX', tokenTtl) : Promise.resolve(null),
+      // The admin listing of subjects: raised to this family's end (GT), entries past their end pruned. Only a
+      // listing: a refused or failed login leaves an entry that ends with the family it named.
+      this.client.zadd(this.subjectsKey(), 'GT', record.familyExpiresAt, subject),
+      this.client.zremrangebyscore(this.subjectsKey(), '-inf', now),
+      // The key lives until its newest member's end: set when it has no expiry (NX), raised otherwise (GT).
+      this.client.pexpireat(this.subjectsKey(), record.familyExpiresAt, 'NX'),
+      this.client.pexpireat(this.subjectsKey(), record.familyExpiresAt, 'GT'),
     ]);
     if (Number(added) !== 1) throw new RedisStoreError('refusing a family that started before a revocation of its subject');
     const k = this.famKeys(record.familyId);
@@ -344,6 +363,26 @@ export class RedisTokenStore implements TokenStore {
     return out.sort((a, b) => b.lastUsedAt - a.lastUsedAt);
   }
 
+  /** Newest family end first; ties (same ms) in descending code-unit order, as memory.ts. Two reads per page. */
+  async listSubjects(after: string | null, limit: number, now: number): Promise<Page<string>> {
+    const key = this.subjectsKey();
+    const rows: Array<{ end: number; subject: string }> = [];
+    const from = after === null ? undefined : parseSubjectCursor(after);
+    if (from !== undefined) {
+      // The rest of the cursor's tie group: members with exactly its score, after it in the order.
+      const ties = from.end > now ? await this.client.zrangebyscore(key, from.end, from.end) : [];
+      for (const subject of ties.filter((m) => m < from.subject).sort().reverse()) rows.push({ end: from.end, subject });
+    }
+    if (rows.length < limit) {
+      const max = from === undefined ? '+inf' : `(${from.end}`;
+      const got = await this.client.zrevrangebyscore(key, max, `(${now}`, 'WITHSCORES', 'LIMIT', 0, limit - rows.length);
+      for (let i = 0; i < got.length; i += 2) rows.push({ end: Number(got[i + 1]), subject: got[i]! });
+    }
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { items: page.map((r) => r.subject), next: page.length === limit && last ? subjectCursor(last.end, last.subject) : null };
+  }
+
   // ---- revocations -------------------------------------------------------------------------------------------
 
   private async addRevocations(entries: RevocationEntry[], now: number, publish: boolean): Promise<void> {
@@ -383,8 +422,31 @@ export class RedisTokenStore implements TokenStore {
   async setOwnerIfAbsent(service: string, owner: string): Promise<string> {
     // SET NX GET (Redis 7): one atomic step that answers the owner recorded before, or null when we set it.
     const previous = (await this.client.call('SET', this.ownerKey(service), owner, 'NX', 'GET')) as string | null;
-    if (previous === null) await this.replicated();
+    if (previous === null) {
+      // The listing index (another slot): written after the owner, removed after it (deleteOwner).
+      await this.client.zadd(this.ownersKey(), 0, service);
+      await this.replicated();
+    }
     return previous ?? owner;
+  }
+
+  async setOwner(service: string, owner: string): Promise<string | null> {
+    const previous = (await this.client.call('SET', this.ownerKey(service), owner, 'GET')) as string | null;
+    await this.client.zadd(this.ownersKey(), 0, service);
+    await this.replicated();
+    return previous;
+  }
+
+  /** By name from the index; a name whose owner key is gone (deleted meanwhile) is left out. */
+  async listOwners(after: string | null, limit: number): Promise<Page<OwnerRecord>> {
+    const services = await this.client.zrangebylex(this.ownersKey(), after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, limit);
+    const owners = await Promise.all(services.map((s) => this.client.get(this.ownerKey(s))));
+    const items: OwnerRecord[] = [];
+    services.forEach((service, i) => {
+      const owner = owners[i];
+      if (owner !== null && owner !== undefined) items.push({ service, owner });
+    });
+    return { items, next: services.length === limit ? services.at(-1)! : null };
   }
 
   async getOwner(service: string): Promise<string | null> {
@@ -393,6 +455,7 @@ export class RedisTokenStore implements TokenStore {
 
   async deleteOwner(service: string): Promise<void> {
     await this.client.del(this.ownerKey(service));
+    await this.client.zrem(this.ownersKey(), service);
     await this.replicated();
   }
 

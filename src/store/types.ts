@@ -62,6 +62,17 @@ export interface FamilySummary {
   clientAddress?: string | undefined;
 }
 
+/** One page of a listing, and the cursor for the next one (null: this was the last page). */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+export interface OwnerRecord {
+  service: string;
+  owner: string;
+}
+
 /** What the revocation view needs to know; entries expire once no access token they cover can be valid. */
 export type RevocationEntry =
   | { kind: 'family'; familyId: string; until: number }
@@ -80,6 +91,13 @@ export interface TokenStore {
   /** Ends every family of a subject and every access token issued to it before notBefore. */
   revokeSubject(subject: string, notBefore: number, now: number): Promise<number>;
   listFamilies(subject: string, now: number): Promise<FamilySummary[]>;
+  /**
+   * Subjects that may hold live families, newest login first (by the end of their newest family; ties in a fixed
+   * order), at most `limit` per page, from the opaque cursor `after`. Every subject with a live family is listed; a
+   * subject whose families ended early (revoked, idle) may still be listed until its newest family's end, so
+   * callers read listFamilies for each. For the admin console and API (not the hot path).
+   */
+  listSubjects(after: string | null, limit: number, now: number): Promise<Page<string>>;
 
   /** Current revocation entries (loaded at start and after reconnect). */
   listRevocations(now: number): Promise<RevocationEntry[]>;
@@ -92,6 +110,10 @@ export interface TokenStore {
   setOwnerIfAbsent(service: string, owner: string): Promise<string>;
   getOwner(service: string): Promise<string | null>;
   deleteOwner(service: string): Promise<void>;
+  /** Records an owner unconditionally (an Owner transferring a service); returns the owner recorded before. */
+  setOwner(service: string, owner: string): Promise<string | null>;
+  /** Recorded owners by service key (code-unit order), services after `after` (exclusive), at most `limit`. */
+  listOwners(after: string | null, limit: number): Promise<Page<OwnerRecord>>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -473,6 +473,46 @@ export function tokenStoreContract(
       });
     });
 
+    describe('listSubjects (admin listing)', () => {
+      /** Every page from the first, at `limit` per page (bounded). */
+      async function allSubjects(limit: number, now: number): Promise<{ subjects: string[]; pages: number }> {
+        const subjects: string[] = [];
+        let after: string | null = null;
+        let pages = 0;
+        do {
+          const page = await store.listSubjects(after, limit, now);
+          expect(page.items.length).toBeLessThanOrEqual(limit);
+          subjects.push(...page.items);
+          after = page.next;
+          pages++;
+        } while (after !== null && pages < 100);
+        return { subjects, pages };
+      }
+
+      it('pages through every subject with a live family, newest family end first (ties in a fixed order), no repeats', async () => {
+        // Families ending far after every other test's, listed at a time when only these are live.
+        const far = T0 + 1000 * DAY;
+        const long = { ttlMs: 2000 * DAY, familyExpiresAt: far };
+        const tag = uid('lst');
+        const names = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => `${tag}-${n}`);
+        // ends: a far+5, b far+3, c far+3 (a tie with b), d far+1, e far+4 (two families: the newer counts), f far+0
+        const ends: Record<string, number[]> = { a: [5], b: [3], c: [3], d: [1], e: [0, 4], f: [0] };
+        for (const n of ['a', 'b', 'c', 'd', 'e', 'f']) {
+          for (const dt of ends[n]!) await newFamily(`${tag}-${n}`, T0, { ...long, familyExpiresAt: far + dt * 1000 });
+        }
+        const now = T0 + 999 * DAY;
+        const expected = [`${tag}-a`, `${tag}-e`, `${tag}-c`, `${tag}-b`, `${tag}-d`, `${tag}-f`];
+        for (const limit of [1, 2, 4, 50]) {
+          const { subjects } = await allSubjects(limit, now);
+          expect(subjects.filter((s) => s.startsWith(tag)), `limit ${limit}`).toEqual(expected);
+          expect(new Set(subjects).size).toBe(subjects.length);
+        }
+        expect(names.every((n) => expected.includes(n))).toBe(true);
+        // After every family's end nobody is listed any more.
+        expect((await allSubjects(10, far + 10 * DAY)).subjects.filter((s) => s.startsWith(tag))).toEqual([]);
+      });
+    });
+
     describe('listRevocations', () => {
       it('an entry is listed until its `until`, then no longer', async () => {
         const f = await newFamily();
@@ -527,6 +567,40 @@ export function tokenStoreContract(
         expect(await store.getOwner(other)).toBe('carol');
         expect(await store.setOwnerIfAbsent(service, 'bob')).toBe('bob');
         expect(await store.getOwner(service)).toBe('bob');
+      });
+    });
+
+    describe('ownership transfer and listing (admin)', () => {
+      it('setOwner replaces any owner and answers the one before (null when none was recorded)', async () => {
+        const service = uid('svc');
+        expect(await store.setOwner(service, 'alice')).toBeNull();
+        expect(await store.getOwner(service)).toBe('alice');
+        expect(await store.setOwner(service, 'bob')).toBe('alice');
+        expect(await store.getOwner(service)).toBe('bob');
+        expect(await store.setOwnerIfAbsent(service, 'carol')).toBe('bob');
+      });
+
+      it('listOwners pages by service name in code-unit order, from a cursor, without deleted services', async () => {
+        const tag = uid('svcs');
+        const services = ['b/1', 'a/2', 'a/1', 'c <x>"/v1', 'd/9'].map((s) => `${tag}/${s}`);
+        for (const s of services) await store.setOwnerIfAbsent(s, `owner of ${s}`);
+        await store.setOwner(services[0]!, 'zed');
+        await store.deleteOwner(services[4]!);
+        const listed: Array<{ service: string; owner: string }> = [];
+        let after: string | null = tag; // every name of this test sorts after its tag, and together
+        for (let i = 0; i < 20 && after !== null; i++) {
+          const page = await store.listOwners(after, 2);
+          expect(page.items.length).toBeLessThanOrEqual(2);
+          const mine = page.items.filter((r) => r.service.startsWith(tag));
+          listed.push(...mine);
+          after = mine.length === page.items.length ? page.next : null;
+        }
+        expect(listed).toEqual([
+          { service: `${tag}/a/1`, owner: `owner of ${tag}/a/1` },
+          { service: `${tag}/a/2`, owner: `owner of ${tag}/a/2` },
+          { service: `${tag}/b/1`, owner: 'zed' },
+          { service: `${tag}/c <x>"/v1`, owner: `owner of ${tag}/c <x>"/v1` },
+        ]);
       });
     });
 

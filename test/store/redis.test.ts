@@ -97,7 +97,7 @@ async function untilTrue(what: string, ms: number, probe: () => boolean | Promis
 }
 
 describe('RedisTokenStore on standalone Redis', () => {
-  it('puts a TTL on every key it writes (owner keys excepted) and a family on one hash tag', async () => {
+  it('puts a TTL on every key it writes (owner keys and their listing index excepted) and a family on one hash tag', async () => {
     const server = await startRedis();
     closers.push(() => server.close());
     const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url, keyPrefix: 'ttl:' }, TIMINGS);
@@ -113,7 +113,7 @@ describe('RedisTokenStore on standalone Redis', () => {
       const keys = (await server.cli('KEYS', '*')).split('\n').filter(Boolean).sort();
       const withoutTtl: string[] = [];
       for (const k of keys) if (Number(await server.cli('PTTL', k)) < 0) withoutTtl.push(k);
-      expect(withoutTtl).toEqual(['ttl:owner:svc%2Fv1']);
+      expect(withoutTtl).toEqual(['ttl:owner:svc%2Fv1', 'ttl:{owners}']);
       expect(keys.filter((k) => k.includes(fam))).toEqual([`ttl:{fam:${fam}}:f`, `ttl:{fam:${fam}}:s:h1`, `ttl:{fam:${fam}}:x`]);
     } finally {
       await store.close();
