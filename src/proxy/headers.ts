@@ -17,6 +17,8 @@ const CLIENT_ASSERTED = [
   'x-http-method',
   'x-method-override',
   'x-request-id',
+  // The edge already answered 100 Continue; http-proxy would skip its request hook for it, undici refuses it.
+  'expect',
 ];
 
 /** Names to drop from a forwarded request, given the client's headers. */

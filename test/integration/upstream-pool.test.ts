@@ -301,6 +301,29 @@ describe('header hygiene at the node', () => {
     expect(h.authorization).toBeUndefined();
   });
 
+  it('answers Expect: 100-continue at the edge and forwards the body without the header', async () => {
+    const a = await node();
+    const g = await gw({ url: a.url });
+    const { access_token } = await loginAdmin(g);
+    const body = JSON.stringify({ code: 'x <- 1' });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        new URL('/services/expect/1', g.url),
+        { method: 'POST', ca: CA, agent: false, headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/json', expect: '100-continue' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('continue', () => req.end(body));
+      req.on('error', reject);
+    });
+    expect(status).toBe(201);
+    const got = forwarded(a).at(-1)!;
+    expect(got.headers.expect).toBeUndefined();
+    expect(got.bodyBytes).toBe(body.length);
+  });
+
   it('passthrough forwards the client Authorization and no assertion', async () => {
     const a = await node();
     const g = await gw({ url: a.url, identity: 'passthrough' });
