@@ -1,6 +1,6 @@
 // Signing keys: PEM files in production (shared by every instance), generated at start in dev mode.
 import { createPublicKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   calculateJwkThumbprint,
   createLocalJWKSet,
@@ -24,6 +24,8 @@ export interface SigningKey {
   active: boolean;
   /** True for a key made at start: refused in production. */
   generated: boolean;
+  /** ms: when the key was made (generated) or its PEM file last written (shown by the admin console). */
+  createdAt: number;
 }
 
 export interface KeyFile {
@@ -57,7 +59,7 @@ export class KeyRing {
       const privateKey = await importPKCS8(pem, alg);
       const spki = createPublicKey(pem).export({ type: 'spki', format: 'pem' }).toString();
       const publicJwk = await exportJWK(await importSPKI(spki, alg, { extractable: true }));
-      keys.push({ kid: f.kid, alg, privateKey, publicJwk: { ...publicJwk, kid: f.kid, alg, use: 'sig' }, active: f.active, generated: false });
+      keys.push({ kid: f.kid, alg, privateKey, publicJwk: { ...publicJwk, kid: f.kid, alg, use: 'sig' }, active: f.active, generated: false, createdAt: Math.floor(statSync(f.privateKeyFile).mtimeMs) });
     }
     return new KeyRing(alg, keys);
   }
@@ -67,7 +69,7 @@ export class KeyRing {
     const jwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(jwk);
     return new KeyRing(alg, [
-      { kid, alg, privateKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, active: true, generated: true },
+      { kid, alg, privateKey, publicJwk: { ...jwk, kid, alg, use: 'sig' }, active: true, generated: true, createdAt: Date.now() },
     ]);
   }
 
