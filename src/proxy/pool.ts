@@ -68,6 +68,10 @@ export interface NodeStatus {
   inflight: number;
   requests: number;
   failures: number;
+  /** Passive ejections since start. */
+  ejections: number;
+  /** Round trip of the last health probe that got an HTTP answer; null before one (or with probes off). */
+  probeLatencyMs: number | null;
 }
 
 interface NodeState extends UpstreamNode {
@@ -81,6 +85,8 @@ interface NodeState extends UpstreamNode {
   inflight: number;
   requests: number;
   failed: number;
+  ejections: number;
+  probeLatencyMs: number | null;
 }
 
 // RFC 9110 9.2.2; POST and PATCH are never repeated.
@@ -117,6 +123,8 @@ export class UpstreamPool {
       inflight: 0,
       requests: 0,
       failed: 0,
+      ejections: 0,
+      probeLatencyMs: null,
     }));
     this.nodes = this.states;
   }
@@ -147,6 +155,8 @@ export class UpstreamPool {
       inflight: n.inflight,
       requests: n.requests,
       failures: n.failed,
+      ejections: n.ejections,
+      probeLatencyMs: n.probeLatencyMs,
     }));
   }
 
@@ -269,6 +279,7 @@ export class UpstreamPool {
     );
     if (node.failures >= this.opts.ejectAfterFailures && node.ejectedUntil <= now) {
       node.ejectedUntil = now + this.opts.ejectForMs;
+      node.ejections++;
       this.log.warn({ node: node.url, failures: node.failures, forMs: this.opts.ejectForMs }, 'node ejected');
     }
   }
@@ -286,6 +297,7 @@ export class UpstreamPool {
     const hc = this.opts.healthCheck;
     let ok = false;
     let reason = '';
+    const started = performance.now();
     try {
       const token = this.serviceAccount?.cached(node);
       const r = await this.transport.request(new URL(node.url + hc.path), {
@@ -297,6 +309,7 @@ export class UpstreamPool {
       // Any HTTP answer below 500 shows the node is up and its TLS is right (401: it wants a token on /status).
       ok = r.status < 500;
       reason = `status ${r.status}`;
+      node.probeLatencyMs = Math.round((performance.now() - started) * 10) / 10;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       reason = `${e.code ?? e.name}: ${e.message}`;
