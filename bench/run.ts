@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '../src/auth/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
+import { makeBenchPki } from './pki.ts';
 import { verifyCost } from './verify-cost.ts';
 
 const QUICK = process.env.QUICK === '1';
@@ -187,7 +188,8 @@ async function main(): Promise<void> {
   need('nginx', 'nginx-light');
   need('wrk', 'wrk');
   const certs = join(TMP, 'certs');
-  execFileSync('bash', [join(ROOT, 'certs-example/make-certs.sh'), certs], { stdio: 'ignore' });
+  mkdirSync(certs, { recursive: true });
+  makeBenchPki(certs);
   const c = (n: string) => join(certs, n);
 
   const upstreamConf = nginxConf(
