@@ -365,7 +365,8 @@ async function refreshLoad(port: number, seconds: number): Promise<{ perSecond: 
 }
 
 function cleanup(): void {
-  for (const ch of children) ch.kill('SIGKILL');
+  // SIGTERM, not SIGKILL: nginx's master then stops its workers (a killed master leaves them holding the ports).
+  for (const ch of children) ch.kill('SIGTERM');
   if (process.env.KEEP_TMP !== '1') rmSync(TMP, { recursive: true, force: true });
 }
 process.on('SIGINT', () => {
