@@ -7,9 +7,10 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { adminRoutes } from './admin/index.ts';
+import { AdminService, adminRoutes } from './admin/index.ts';
 import { AadBearerTokens, AadProvider, buildProviders, CredentialChain, LoginThrottle, type CredentialProvider } from './auth/index.ts';
 import type { Config } from './config/index.ts';
+import { consoleRoutes } from './console/index.ts';
 import {
   BadRequest,
   Forbidden,
@@ -22,7 +23,7 @@ import {
   type ErrorBody,
 } from './errors.ts';
 import { guardStore, readJsonObject, requireString } from './http/helpers.ts';
-import { auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
+import { AuditRing, auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
 import {
   authorize,
   compileRoutes,
@@ -56,6 +57,8 @@ export interface Gateway {
   upstream: UpstreamPool;
   routes: readonly RouteRule[];
   metrics: GatewayMetrics;
+  /** What an Owner can see and do: the admin API and the console both call it. */
+  admin: AdminService;
   setMetricsText(read: () => Promise<string>): void;
   close(): Promise<void>;
 }
@@ -85,7 +88,9 @@ const PUBLISH_ANSWER_LIMIT = 64 * 1024;
 
 export async function createGateway(config: Config, opts: GatewayOptions): Promise<Gateway> {
   const log = opts.logger;
-  const audit: AuditSink = auditTo(log);
+  // Recent audit events of this process, for the admin console and GET /mlgate/admin/audit.
+  const recentAudit = new AuditRing(config.console.recentAuditEvents);
+  const audit: AuditSink = auditTo(log, recentAudit);
   const keys =
     opts.keys ??
     (config.tokens.signingKeys.length > 0
@@ -212,6 +217,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   // One or several nodes, health probes, identity mode (src/proxy/factory.ts).
   const upstream = createUpstream(config.upstream, log);
   upstream.start();
+  const admin = new AdminService({ store, audit, keys, nodes: () => upstream.status(), recentAudit });
 
   const routes = compileRoutes(
     config.policy.extraRoutes.map((r) => ({ ...r, roles: r.roles as Role[] })),
@@ -266,11 +272,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   app.use('/login/*', noStore);
   const clientAddress = (c: Context<Env>): string => c.env.incoming.socket.remoteAddress ?? 'unknown';
 
-  app.post('/login', loginBody, async (c) => {
-    const body = await readJsonObject(c);
-    const username = requireString(body, 'username', 256);
-    const password = requireString(body, 'password', 1024);
-    const address = clientAddress(c);
+  // The password check of POST /login, also used by the admin console's login form: throttle, providers, audit.
+  const checkPassword = async (username: string, password: string, address: string): Promise<IdentitySnapshot> => {
     try {
       await throttle.check(username, address);
     } catch (err) {
@@ -291,6 +294,15 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     }
     metrics.logins.inc({ provider: identity.provider, outcome: 'ok' });
     await throttle.succeeded(username, address);
+    return identity;
+  };
+
+  app.post('/login', loginBody, async (c) => {
+    const body = await readJsonObject(c);
+    const username = requireString(body, 'username', 256);
+    const password = requireString(body, 'password', 1024);
+    const address = clientAddress(c);
+    const identity = await checkPassword(username, password, address);
     return c.json(await guardStore(sessions.login(identity, address)));
   });
 
@@ -355,7 +367,11 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       throw new MethodNotAllowed(allow);
     });
   }
-  app.route('/mlgate/admin', adminRoutes({ authenticate, store, audit }));
+  app.route('/mlgate/admin', adminRoutes({ authenticate, admin, audit }));
+  const adminConsole = config.console.enabled
+    ? consoleRoutes({ admin, checkPassword, rolesOf, audit, log, idleTimeoutSeconds: config.console.idleTimeoutSeconds })
+    : undefined;
+  if (adminConsole) app.route('/mlgate/console', adminConsole.app);
   app.all('/mlgate/*', () => {
     throw new RouteNotFound();
   });
@@ -431,11 +447,13 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     upstream,
     routes,
     metrics,
+    admin,
     setMetricsText(read) {
       metricsText = read;
     },
     async close() {
       clearInterval(pruner);
+      adminConsole?.sessions.close();
       clearTimeout(reloadTimer);
       unsubscribeRevocations();
       unsubscribeFeed();

@@ -520,6 +520,27 @@ export const configSchema = z
       })
       .strict()
       .default({ enabled: true, allowFrom: ['127.0.0.0/8', '::1/128'] }),
+    console: z
+      .object({
+        enabled: z.boolean().default(true).describe('Serve the admin console at /mlgate/console: Owners only, HTTPS at the browser (its cookie is Secure).'),
+        idleTimeoutSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86_400)
+          .default(900)
+          .describe('A console session ends after this long without a request (sessions live in the process that made them).'),
+        recentAuditEvents: z
+          .number()
+          .int()
+          .min(0)
+          .max(100_000)
+          .default(1000)
+          .describe('Audit events kept in memory per process for the console audit page and GET /mlgate/admin/audit (0 = none).'),
+      })
+      .strict()
+      .default({ enabled: true, idleTimeoutSeconds: 900, recentAuditEvents: 1000 })
+      .describe('The admin console (sessions, service owners, nodes, signing keys, recent audit events).'),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (MLGATE_LOG_LEVEL).') })
       .strict()
