@@ -214,8 +214,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     { rolesOf, revalidate: (identity) => credentials.revalidate(identity), audit },
   );
 
-  // One or several nodes, health probes, identity mode (src/proxy/factory.ts).
-  const upstream = createUpstream(config.upstream, log);
+  // One or several nodes, health probes, identity mode, forwarding engine (src/proxy/factory.ts).
+  const upstream = createUpstream(config.upstream, log, process.env, config.proxy.engine);
   upstream.start();
   const admin = new AdminService({ store, audit, keys, nodes: () => upstream.status(), recentAudit });
 

@@ -509,6 +509,18 @@ export const configSchema = z
     store: storeSchema.default(storeSchema.parse({})),
     revocation: revocationSchema.default(revocationSchema.parse({})),
     upstream: upstreamSchema.describe('The operationalization node(s) behind mlgate.'),
+    proxy: z
+      .object({
+        engine: z
+          .enum(['hpm', 'undici'])
+          .default('hpm')
+          .describe(
+            'How requests are forwarded to the nodes: hpm = http-proxy-middleware on a keep-alive node:https agent (the default); undici = an undici Pool per node, about half the CPU per request (README: Forwarding engines). Timeouts, limits, identity, health checks and retries are the same for both.',
+          ),
+      })
+      .strict()
+      .default({ engine: 'hpm' })
+      .describe('The forwarding engine.'),
     policy: policySchema.default(policySchema.parse({})),
     metrics: z
       .object({

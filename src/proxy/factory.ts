@@ -4,8 +4,16 @@ import type { Config } from '../config/index.ts';
 import { HpmTransport } from './hpm.ts';
 import { UpstreamPool, type NodeConfig, type PoolLog } from './pool.ts';
 import { ServiceAccount, readServiceAccountPassword } from './service-account.ts';
+import type { Transport, TransportOptions } from './transport.ts';
+import { UndiciTransport } from './undici.ts';
 
 type UpstreamConfig = Config['upstream'];
+export type Engine = Config['proxy']['engine'];
+
+/** The engine that moves the bytes (proxy.engine); everything around it (pool, identity, errors) is shared. */
+export function createTransport(engine: Engine, opts: TransportOptions): Transport {
+  return engine === 'undici' ? new UndiciTransport(opts) : new HpmTransport(opts);
+}
 
 /** The nodes named by upstream.url (one) or upstream.nodes, with server names and audiences filled in. */
 export function upstreamNodes(u: UpstreamConfig): NodeConfig[] {
@@ -20,9 +28,9 @@ export function upstreamNodes(u: UpstreamConfig): NodeConfig[] {
   });
 }
 
-export function createUpstream(u: UpstreamConfig, log: PoolLog, env: NodeJS.ProcessEnv = process.env): UpstreamPool {
+export function createUpstream(u: UpstreamConfig, log: PoolLog, env: NodeJS.ProcessEnv = process.env, engine: Engine = 'hpm'): UpstreamPool {
   const nodes = upstreamNodes(u);
-  const transport = new HpmTransport({
+  const transport = createTransport(engine, {
     ca: readFileSync(u.caFile),
     cert: readFileSync(u.clientCertFile),
     key: readFileSync(u.clientKeyFile),

@@ -21,9 +21,42 @@ const CLIENT_ASSERTED = [
   'expect',
 ];
 
+const ALWAYS_DROPPED = new Set([...HOP_BY_HOP, ...CLIENT_ASSERTED]);
+// Set by the engine itself for the node (undici): the node's host, the body framing of this hop.
+const ENGINE_OWNED = new Set(['host', 'transfer-encoding']);
+
+/**
+ * The headers a node receives, as undici takes them (a flat name/value list, built in one pass without copying
+ * the client's object): the client's after the same hygiene as strippedRequestHeaders, then mlgate's own `set`.
+ * Host and Transfer-Encoding are left to the engine (its connection's host; undici frames a body itself and
+ * refuses those names, PITFALLS 15).
+ */
+export function forwardedHeaderList(headers: IncomingHttpHeaders, dropAuthorization: boolean, set: Record<string, string>): (string | string[])[] {
+  const out: (string | string[])[] = [];
+  const conn = headers.connection;
+  // Names the client listed in Connection (other than close / keep-alive): rare, parsed only when present.
+  let listed: Set<string> | undefined;
+  if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
+    for (const token of conn.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name && name !== 'close' && name !== 'keep-alive') (listed ??= new Set()).add(name);
+    }
+  }
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || ALWAYS_DROPPED.has(name) || ENGINE_OWNED.has(name) || name in set) continue;
+    if (dropAuthorization && name === 'authorization') continue;
+    if (name.startsWith('x-mlgate-') || name.startsWith('x-forwarded-')) continue;
+    if (listed?.has(name)) continue;
+    out.push(name, value);
+  }
+  for (const name in set) out.push(name, set[name]!);
+  return out;
+}
+
 /** Names to drop from a forwarded request, given the client's headers. */
 export function strippedRequestHeaders(headers: IncomingHttpHeaders, dropAuthorization: boolean): string[] {
-  const out = [...HOP_BY_HOP, ...CLIENT_ASSERTED];
+  const out = [...ALWAYS_DROPPED];
   if (dropAuthorization) out.push('authorization');
   for (const name of Object.keys(headers)) {
     if (name.startsWith('x-mlgate-') || name.startsWith('x-forwarded-')) out.push(name);
