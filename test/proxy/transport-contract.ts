@@ -1,0 +1,529 @@
+// The forwarding-engine contract (src/proxy/transport.ts): what every engine does, checked through a real
+// gateway in front of real nodes on loopback (mutual TLS, no mocked sockets). transport.test.ts runs it for each
+// engine; whatever an engine does differently must show up here as a failure.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
+import { downloadSha256 } from '../../src/example-node/index.ts';
+import { PseudoRandomBlocks } from '../../src/example-node/download.ts';
+import type { Engine } from '../../src/proxy/index.ts';
+import { CA, cert, expectErrorShape, loginAdmin, request } from '../integration/setup.ts';
+import { startGateway, startNode, waitFor, type Gw } from '../integration/upstream-setup.ts';
+
+const MB = 1024 * 1024;
+
+/** What a test node saw of one request. */
+export interface Seen {
+  method: string;
+  /** The raw request-target, exactly as it arrived. */
+  url: string;
+  headers: Record<string, string | string[]>;
+  bytes: number;
+  sha256: string;
+  /** The whole body arrived ('end'). */
+  ended: boolean;
+  /** The request closed before its end (client or gateway aborted it). */
+  aborted: boolean;
+  closed: boolean;
+}
+
+interface TestNode {
+  url: string;
+  port: number;
+  seen: Seen[];
+  close(): Promise<void>;
+}
+
+function rawHeaders(raw: string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const prev = out[name];
+    out[name] = prev === undefined ? raw[i + 1]! : ([] as string[]).concat(prev, raw[i + 1]!);
+  }
+  return out;
+}
+
+/**
+ * A node that misbehaves on request, over the same mutual TLS as a real one. Paths (after /t/):
+ * sink = read the body, answer its size and SHA-256; slow = never answer; reset-cl / reset-chunked = send the
+ * head and 64 KiB of a 1 MiB answer, then reset the connection; download?bytes=N = N pseudo-random bytes;
+ * anything else = answer the request-target and headers it got.
+ */
+async function startTestNode(): Promise<TestNode> {
+  const seen: Seen[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = https.createServer({
+    cert: readFileSync(cert('node.crt')),
+    key: readFileSync(cert('node.key')),
+    ca: CA,
+    requestCert: true,
+    rejectUnauthorized: true,
+    keepAliveTimeout: 65_000,
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const s: Seen = { method: req.method ?? '', url: req.url ?? '', headers: rawHeaders(req.rawHeaders), bytes: 0, sha256: '', ended: false, aborted: false, closed: false };
+    seen.push(s);
+    const hash = createHash('sha256');
+    req.on('data', (c: Buffer) => {
+      s.bytes += c.length;
+      hash.update(c);
+    });
+    req.on('error', () => {});
+    res.on('error', () => {});
+    req.once('end', () => {
+      s.ended = true;
+      s.sha256 = hash.digest('hex');
+    });
+    req.once('close', () => {
+      s.closed = true;
+      if (!s.ended) s.aborted = true;
+    });
+    const what = (req.url ?? '').slice(3).split('?')[0];
+    const done = (fn: () => void): void => {
+      if (s.ended) fn();
+      else req.once('end', fn);
+    };
+    if (what === 'slow') return; // reads the request, never answers
+    if (what === 'reset-cl' || what === 'reset-chunked') {
+      res.writeHead(200, what === 'reset-cl' ? { 'content-type': 'application/octet-stream', 'content-length': String(MB) } : { 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(64 * 1024, 7));
+      setTimeout(() => req.socket.destroy(), 50);
+      return;
+    }
+    if (what === 'download') {
+      const bytes = Number(new URL(req.url ?? '', 'https://x').searchParams.get('bytes'));
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes) });
+      const gen = new PseudoRandomBlocks();
+      let left = bytes;
+      const pump = (): void => {
+        while (left > 0) {
+          const block = gen.next();
+          const chunk = left >= block.length ? block : block.subarray(0, left);
+          left -= chunk.length;
+          if (!res.write(chunk) && left > 0) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      return done(pump);
+    }
+    done(() => {
+      const body = what === 'sink' ? { bytes: s.bytes, sha256: s.sha256 } : { url: s.url, headers: s.headers };
+      res.writeHead(200, { 'content-type': 'application/json', connection: 'x-node-hop', 'x-node-hop': 'must-not-arrive', 'keep-alive': 'timeout=60' });
+      res.end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    port,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+interface Got {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  bytes: number;
+  sha256: string;
+  text: string;
+  /** The answer ended cleanly ('end'); false when it was cut. */
+  complete: boolean;
+  error: string | undefined;
+}
+
+interface SendOptions {
+  token?: string;
+  headers?: Record<string, string>;
+  /** Bytes to send; `stream` streams pseudo-random bytes of that length. */
+  body?: Buffer | { stream: number; chunked?: boolean };
+  timeoutMs?: number;
+}
+
+/** One request on its own connection; never rejects: a cut or failed exchange is in `error`/`complete`. */
+function send(g: Gw, method: string, path: string, opts: SendOptions = {}): Promise<Got & { sent: string }> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const stream = opts.body && !Buffer.isBuffer(opts.body) ? opts.body : undefined;
+    if (stream && !stream.chunked) headers['content-length'] = String(stream.stream);
+    const sentHash = createHash('sha256');
+    const got: Got = { status: 0, headers: {}, bytes: 0, sha256: '', text: '', complete: false, error: undefined };
+    const chunks: Buffer[] = [];
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      got.text = Buffer.concat(chunks).toString('utf8');
+      resolve({ ...got, sent: sentHash.digest('hex') });
+    };
+    // path as given: sent byte for byte (new URL() would re-encode some characters of it).
+    const req = https.request({ host: '127.0.0.1', port: g.port, path, method, headers, ca: CA, servername: 'localhost', agent: false }, (res) => {
+      got.status = res.statusCode ?? 0;
+      got.headers = res.headers;
+      const hash = createHash('sha256');
+      res.on('data', (c: Buffer) => {
+        got.bytes += c.length;
+        hash.update(c);
+        if (got.bytes <= 64 * 1024) chunks.push(c);
+      });
+      res.on('end', () => {
+        got.complete = true;
+        got.sha256 = hash.digest('hex');
+        finish();
+      });
+      res.on('error', (e) => {
+        got.error = e.message;
+        finish();
+      });
+      res.on('close', () => {
+        if (!got.complete) got.error ??= 'closed before the end';
+        finish();
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error('client timeout')), opts.timeoutMs ?? 15_000);
+    req.on('error', (e) => {
+      got.error ??= e.message;
+      finish();
+    });
+    if (!stream) {
+      if (Buffer.isBuffer(opts.body)) sentHash.update(opts.body);
+      req.end(opts.body);
+      return;
+    }
+    const gen = new PseudoRandomBlocks();
+    let left = stream.stream;
+    const pump = (): void => {
+      while (left > 0) {
+        const block = gen.next();
+        const chunk = left >= block.length ? block : block.subarray(0, left);
+        left -= chunk.length;
+        sentHash.update(chunk);
+        if (!req.write(chunk) && left > 0) return void req.once('drain', pump);
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+const CONTRACT_ROUTES = { policy: { extraRoutes: [{ id: 'contract', methods: ALL_METHODS, pattern: '/t/{rest*}', roles: ['Owner'] }] } };
+
+export function transportContract(engine: Engine): void {
+  const tracked: { close(): Promise<void> | void }[] = [];
+  afterEach(async () => {
+    while (tracked.length) await tracked.pop()!.close();
+  });
+  async function gw(upstream: Record<string, unknown>, extra: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<Gw> {
+    const g = await startGateway(upstream, { ...CONTRACT_ROUTES, ...extra, proxy: { engine } }, env);
+    tracked.push(g);
+    expect(g.gateway.upstream.engine).toBe(engine === 'hpm' ? 'http-proxy-middleware' : 'undici');
+    return g;
+  }
+  async function testNode(): Promise<TestNode> {
+    const n = await startTestNode();
+    tracked.push(n);
+    return n;
+  }
+  const idle = (g: Gw) => () => g.gateway.upstream.status().every((s) => s.inflight === 0);
+
+  describe('streaming', () => {
+    let node: TestNode;
+    let g: Gw;
+    let token: string;
+    beforeAll(async () => {
+      node = await startTestNode();
+      g = await startGateway({ url: node.url }, { ...CONTRACT_ROUTES, proxy: { engine } });
+      token = (await loginAdmin(g)).access_token;
+    });
+    afterAll(async () => {
+      await g?.close();
+      await node?.close();
+    });
+
+    it('streams 100 MB up and 100 MB down with the SHA-256 equal at both ends', async () => {
+      const t0 = Date.now();
+      const up = await send(g, 'POST', '/t/sink', { token, body: { stream: 100 * MB }, headers: { 'content-type': 'application/octet-stream' }, timeoutMs: 120_000 });
+      const upMs = Date.now() - t0;
+      expect(up.error).toBeUndefined();
+      expect(up.status).toBe(200);
+      expect(JSON.parse(up.text)).toEqual({ bytes: 100 * MB, sha256: up.sent });
+      const t1 = Date.now();
+      const down = await send(g, 'GET', `/t/download?bytes=${100 * MB}`, { token, timeoutMs: 120_000 });
+      const downMs = Date.now() - t1;
+      expect(down.status).toBe(200);
+      expect(down.complete).toBe(true);
+      expect(down.bytes).toBe(100 * MB);
+      expect(down.sha256).toBe(downloadSha256(100 * MB));
+      console.log(`[contract ${engine}] 100 MB up in ${upMs} ms, 100 MB down in ${downMs} ms (gateway, client and node in one process)`);
+    }, 180_000);
+
+    it('streams a chunked upload (no Content-Length) whole', async () => {
+      const up = await send(g, 'PUT', '/t/sink', { token, body: { stream: 3 * MB + 17, chunked: true } });
+      expect(up.status).toBe(200);
+      expect(JSON.parse(up.text)).toEqual({ bytes: 3 * MB + 17, sha256: up.sent });
+      expect(node.seen.at(-1)!.headers['transfer-encoding']).toBe('chunked');
+    });
+  });
+
+  describe('aborts and cuts', () => {
+    it('client abort mid-upload: the node sees its request aborted, nothing stays in flight, the gateway keeps serving', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      await new Promise<void>((resolve, reject) => {
+        const req = https.request(new URL('/t/sink', g.url), {
+          method: 'POST',
+          ca: CA,
+          agent: false,
+          headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/octet-stream', 'content-length': String(64 * MB) },
+        });
+        req.on('error', () => {});
+        req.write(Buffer.alloc(1 * MB, 1));
+        waitFor('the node to receive part of the body', () => (node.seen[0]?.bytes ?? 0) > 0).then(() => {
+          req.destroy();
+          resolve();
+        }, reject);
+      });
+      await waitFor('the node request to close', () => node.seen[0]!.closed, 5000);
+      expect(node.seen[0]!.aborted).toBe(true);
+      expect(node.seen[0]!.bytes).toBeLessThan(64 * MB);
+      await waitFor('no request in flight', idle(g), 5000);
+      const after = await send(g, 'GET', '/t/after', { token: access_token });
+      expect(after.status).toBe(200);
+    });
+
+    it.each(['reset-cl', 'reset-chunked'])('upstream reset mid-response (%s): the client sees a cut answer, not a hang or a complete one', async (what) => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const t0 = Date.now();
+      const r = await send(g, 'GET', `/t/${what}`, { token: access_token, timeoutMs: 10_000 });
+      expect(r.status).toBe(200);
+      expect(r.complete).toBe(false);
+      expect(r.error).toBeDefined();
+      expect(r.error).not.toBe('client timeout');
+      expect(r.bytes).toBeLessThan(MB);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      await waitFor('no request in flight', idle(g), 5000);
+      expect((await send(g, 'GET', '/t/after', { token: access_token })).status).toBe(200);
+    });
+  });
+
+  describe('failures become JSON errors', () => {
+    it('slow upstream: 504 upstream_timeout after responseTimeoutMs, and the node request is closed', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, responseTimeoutMs: 300 });
+      const { access_token } = await loginAdmin(g);
+      const t0 = Date.now();
+      expectErrorShape(await request(g, 'GET', '/t/slow', { token: access_token }), 504, 'upstream_timeout');
+      expect(Date.now() - t0).toBeLessThan(3000);
+      await waitFor('the node request to close', () => node.seen[0]!.closed, 5000);
+    });
+
+    it('a TLS handshake that never completes: 504 after connectTimeoutMs', async () => {
+      const sockets = new Set<net.Socket>();
+      const mute = net.createServer((c) => void sockets.add(c));
+      await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+      tracked.push({ close: () => void (sockets.forEach((c) => c.destroy()), mute.close()) });
+      const g = await gw({ url: `https://127.0.0.1:${(mute.address() as net.AddressInfo).port}`, connectTimeoutMs: 300 });
+      const { access_token } = await loginAdmin(g);
+      const t0 = Date.now();
+      expectErrorShape(await request(g, 'GET', '/t/x', { token: access_token }), 504, 'upstream_timeout');
+      expect(Date.now() - t0).toBeLessThan(3000);
+    });
+
+    it('upstream down (connection refused): 503 upstream_unavailable', async () => {
+      const node = await testNode();
+      const url = node.url;
+      await node.close();
+      const g = await gw({ url });
+      const { access_token } = await loginAdmin(g);
+      expectErrorShape(await request(g, 'GET', '/t/x', { token: access_token }), 503, 'upstream_unavailable');
+      expect(g.logs('node request failed').some((l) => String(l.reason).includes('ECONNREFUSED'))).toBe(true);
+    });
+
+    it('a node that does not speak HTTP: 502 bad_gateway', async () => {
+      const garbage = tls.createServer({ cert: readFileSync(cert('node.crt')), key: readFileSync(cert('node.key')) }, (s) => {
+        s.on('data', () => s.end('SSH-2.0-OpenSSH_9.6\r\n'));
+        s.on('error', () => {});
+      });
+      await new Promise<void>((r) => garbage.listen(0, '127.0.0.1', r));
+      tracked.push({ close: () => void garbage.close() });
+      const g = await gw({ url: `https://127.0.0.1:${(garbage.address() as net.AddressInfo).port}` });
+      const { access_token } = await loginAdmin(g);
+      expectErrorShape(await request(g, 'GET', '/t/x', { token: access_token }), 502, 'bad_gateway');
+    });
+
+    it("a node certificate for another name: 502, the reason in the log", async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, servername: 'other.example' });
+      const { access_token } = await loginAdmin(g);
+      expectErrorShape(await request(g, 'GET', '/t/x', { token: access_token }), 502, 'bad_gateway');
+      expect(g.logs('node request failed').some((l) => /ALTNAME|does not match/.test(String(l.reason)))).toBe(true);
+      expect(node.seen).toHaveLength(0);
+    });
+
+    it('413 for a body over bodyLimitBytes, declared or chunked; the node never gets a complete body', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, bodyLimitBytes: 64 * 1024 });
+      const { access_token } = await loginAdmin(g);
+      const declared = await request(g, 'POST', '/t/sink', { token: access_token, body: Buffer.alloc(100 * 1024, 1), headers: { 'content-type': 'application/octet-stream' } });
+      expectErrorShape(declared, 413, 'payload_too_large');
+      expect(node.seen).toHaveLength(0);
+      const chunked = await send(g, 'POST', '/t/sink', { token: access_token, body: { stream: 512 * 1024, chunked: true } });
+      expect(chunked.status).toBe(413);
+      expect(JSON.parse(chunked.text).error).toBe('payload_too_large');
+      await waitFor('the node request to close', () => node.seen.every((s) => s.closed), 5000);
+      expect(node.seen.every((s) => !s.ended && s.bytes <= 64 * 1024 + 64 * 1024)).toBe(true);
+      await waitFor('no request in flight', idle(g), 5000);
+      const ok = await send(g, 'POST', '/t/sink', { token: access_token, body: { stream: 60 * 1024, chunked: true } });
+      expect(JSON.parse(ok.text)).toEqual({ bytes: 60 * 1024, sha256: ok.sent });
+    });
+  });
+
+  describe('what the node receives', () => {
+    it('the request-target byte for byte', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const targets = [
+        "/t/A%41b/%7Euser/~x!$&'()*+,=:@/%C3%A9/a.b/-_",
+        '/t/q?x=a%2Fb&y=%25&z=1+2&w=;&v=/?&u="{}|\\^`[]&t=%zz&&s',
+        '/t/e?',
+        '/t/UPPER/MiXeD',
+      ];
+      for (const target of targets) {
+        const r = await send(g, 'GET', target, { token: access_token });
+        expect(r.status, target).toBe(200);
+        expect(JSON.parse(r.text).url, target).toBe(target);
+      }
+      expect(node.seen.map((s) => s.url)).toEqual(targets);
+    });
+
+    it('no hop-by-hop or client-asserted identity headers; X-Forwarded-*, X-Request-Id and the assertion set by mlgate; none of the node hop-by-hop answer headers', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const r = await send(g, 'POST', '/t/echo', {
+        token: access_token,
+        body: Buffer.from('{"a":1}'),
+        headers: {
+          'content-type': 'application/json',
+          connection: 'keep-alive, x-secret-hop',
+          'x-secret-hop': 'must-not-arrive',
+          'keep-alive': 'timeout=5',
+          te: 'trailers',
+          'proxy-authorization': 'Basic eDp5',
+          'proxy-connection': 'keep-alive',
+          forwarded: 'for=6.6.6.6',
+          'x-forwarded-for': '6.6.6.6',
+          'x-forwarded-host': 'evil.example',
+          'x-real-ip': '6.6.6.6',
+          'x-http-method-override': 'DELETE',
+          'x-mlgate-assertion': 'forged',
+          'x-mlgate-user': 'root',
+          'x-request-id': 'client-chosen-id-123',
+          'x-keep-me': 'yes',
+          accept: 'application/json',
+        },
+      });
+      expect(r.status).toBe(200);
+      const h = node.seen[0]!.headers;
+      for (const name of ['x-secret-hop', 'keep-alive', 'te', 'proxy-authorization', 'proxy-connection', 'forwarded', 'x-real-ip', 'x-http-method-override', 'x-mlgate-user', 'authorization', 'expect', 'upgrade']) {
+        expect(h[name], name).toBeUndefined();
+      }
+      expect(h['x-keep-me']).toBe('yes');
+      expect(h.accept).toBe('application/json');
+      expect(h['content-type']).toBe('application/json');
+      expect(h['content-length']).toBe('7');
+      expect(h.host).toBe(`127.0.0.1:${node.port}`);
+      expect(h['x-forwarded-for']).toBe('127.0.0.1');
+      expect(h['x-forwarded-proto']).toBe('https');
+      expect(h['x-forwarded-host']).toBe(`127.0.0.1:${g.port}`);
+      expect(h['x-request-id']).toBe(r.headers['x-request-id']);
+      expect(h['x-request-id']).toBe('client-chosen-id-123'); // a well-formed client id is kept, set by mlgate
+      expect(decodeJwt(String(h['x-mlgate-assertion']))).toMatchObject({ sub: 'admin', aud: 'mlserver-node', roles: ['Owner'] });
+      // Every name appears once (nothing doubled by copying).
+      for (const [name, v] of Object.entries(h)) expect(Array.isArray(v), name).toBe(false);
+      expect(r.headers['x-node-hop']).toBeUndefined();
+      expect(r.headers['keep-alive']).not.toBe('timeout=60'); // the node's; the edge sets its own
+    });
+
+    it('Expect: 100-continue is answered at the edge; the node gets the body without the header', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const body = JSON.stringify({ code: 'x <- 1' });
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = https.request(
+          new URL('/t/sink', g.url),
+          { method: 'POST', ca: CA, agent: false, headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/json', expect: '100-continue' } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('continue', () => req.end(body));
+        req.on('error', reject);
+      });
+      expect(status).toBe(200);
+      expect(node.seen[0]!.headers.expect).toBeUndefined();
+      expect(node.seen[0]!.bytes).toBe(body.length);
+    });
+
+    it('passthrough: the client Authorization unchanged and no assertion', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, identity: 'passthrough' });
+      const { access_token } = await loginAdmin(g);
+      expect((await send(g, 'GET', '/t/echo', { token: access_token })).status).toBe(200);
+      expect(node.seen[0]!.headers.authorization).toBe(`Bearer ${access_token}`);
+      expect(node.seen[0]!.headers['x-mlgate-assertion']).toBeUndefined();
+    });
+
+    it("serviceAccount: the node's own token (logged in through the engine) and the user in the assertion", async () => {
+      const node = await startNode({ requireLogin: { username: 'svc', password: 'Svc-pw-1', tokenTtlSeconds: 3600 } });
+      tracked.push(node);
+      const g = await gw(
+        { url: node.url, identity: 'serviceAccount', serviceAccount: { username: 'svc', passwordEnv: 'MLGATE_CONTRACT_SVC_PW' } },
+        {},
+        { MLGATE_CONTRACT_SVC_PW: 'Svc-pw-1' },
+      );
+      const { access_token } = await loginAdmin(g);
+      for (let i = 0; i < 3; i++) expect((await request(g, 'GET', '/services', { token: access_token })).status).toBe(200);
+      expect(node.loginStats).toMatchObject({ logins: 1, rejected: 0 });
+      const h = node.received.filter((r) => r.headers['x-request-id'] !== undefined).at(-1)!.headers;
+      expect(h.authorization).toMatch(/^Bearer [A-Za-z0-9_-]{32}$/);
+      expect(decodeJwt(String(h['x-mlgate-assertion']))).toMatchObject({ sub: 'admin' });
+    });
+  });
+
+  describe('health checks through the engine', () => {
+    it('probe a live node (round trip recorded) and take a closed one out', async () => {
+      const [a, b] = [await testNode(), await testNode()];
+      const g = await gw({ nodes: [{ url: a.url }, { url: b.url }], healthCheck: { enabled: true, intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 2, healthyAfter: 1 } });
+      await waitFor('a probe round trip', () => g.gateway.upstream.status().every((s) => s.probeLatencyMs !== null), 5000);
+      await b.close();
+      await waitFor('the closed node out', () => !g.gateway.upstream.status()[1]!.healthy, 5000);
+      expect(g.gateway.upstream.status()[0]!.healthy).toBe(true);
+      expect(a.seen.some((s) => s.url === '/status' && s.headers['x-request-id'] === undefined)).toBe(true);
+    });
+  });
+}
