@@ -19,7 +19,9 @@ th { background: #eef1f5; font-weight: 600; color: var(--muted); font-size: 12px
 td.mono, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12.5px; word-break: break-all; }
 section.user { margin: 0 0 14px; }
 section.user .head { display: flex; align-items: center; justify-content: space-between; gap: 12px; padding: 8px 10px; background: #fff; border: 1px solid var(--line); border-bottom: 0; }
-form.inline { display: inline; margin: 0; }
+form.inline { display: inline-flex; gap: 6px; align-items: center; margin: 0; }
+td.nowrap, .nowrap { white-space: nowrap; word-break: normal; }
+td.details { width: 50%; }
 form.filters { display: flex; gap: 8px; align-items: end; margin: 0 0 16px; flex-wrap: wrap; }
 label { display: flex; flex-direction: column; gap: 2px; font-size: 12px; color: var(--muted); }
 input[type=text], input[type=password], input:not([type]), select { font: inherit; padding: 5px 8px; border: 1px solid #b8c0cc; border-radius: 4px; background: #fff; min-width: 180px; }

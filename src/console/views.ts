@@ -202,10 +202,10 @@ function details(fields: Record<string, unknown>): string {
 export function auditBody(opts: { events: AuditEvent[]; kinds: string[]; capacity: number; user: string; kind: string }): Html {
   const rows = opts.events.map(
     (e) => html`<tr>
-<td>${when(e.time)}</td>
-<td class="mono">${e.event}</td>
+<td class="nowrap">${when(e.time)}</td>
+<td class="mono nowrap">${e.event}</td>
 <td>${e.user ?? ''}</td>
-<td class="mono">${details(e.fields)}</td>
+<td class="mono details">${details(e.fields)}</td>
 </tr>`,
   );
   return html`<p class="lead">The most recent audit events of this instance (it keeps ${opts.capacity}; other instances and cluster workers keep their own — the audit log stream has them all).</p>

@@ -200,7 +200,7 @@ describe('pages', () => {
     const audit = await c.get(`${BASE}/audit?user=rita&kind=login`);
     expect(audit.status).toBe(200);
     expect(audit.text).toContain('login.failed');
-    const events = (page: string) => [...page.matchAll(/<td class="mono">([a-z_.]+)<\/td>/g)].map((m) => m[1]);
+    const events = (page: string) => [...page.matchAll(/<td class="mono nowrap">([a-z_.]+)<\/td>/g)].map((m) => m[1]);
     expect(new Set(events(audit.text))).toEqual(new Set(['login.failed']));
     const onlyConsole = await c.get(`${BASE}/audit?kind=console.login`);
     expect(new Set(events(onlyConsole.text))).toEqual(new Set(['console.login']));
