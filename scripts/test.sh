@@ -14,6 +14,8 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
 [ -x /usr/bin/redis-server ] || need_pkgs+=(redis-server)
 [ -x /usr/bin/redis-sentinel ] || need_pkgs+=(redis-sentinel)
+# The admin console's browser test drives Debian's chromium (playwright-core never downloads a browser).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}") >/dev/null
