@@ -84,7 +84,7 @@ async function consoleLogin(page: Page, url: string, username: string, password:
 
 /** No script ran and no element came from data: no <script> or <img> anywhere, no flag set. */
 async function expectNoInjection(page: Page, dialogs: string[]): Promise<void> {
-  expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  expect(await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
   expect(await page.locator('script, img').count()).toBe(0);
   expect(dialogs).toEqual([]);
 }
@@ -115,7 +115,7 @@ describe('admin console in chromium', () => {
     expect(cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, secure: c.secure, sameSite: c.sameSite, path: c.path }))).toEqual([
       { name: '__Secure-mlgate-console', httpOnly: true, secure: true, sameSite: 'Strict', path: '/mlgate/console' },
     ]);
-    expect(await page.evaluate(() => document.cookie)).toBe('');
+    expect(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie)).toBe('');
 
     // The curl login's family is listed under admin, with its client address.
     const row = page.locator('tr', { has: page.locator(`input[name=familyId][value="${familyId}"]`) });
