@@ -1,7 +1,12 @@
-// npm run bench: mlgate against nginx-proxy and a direct upstream, measured in ONE run on this machine.
-// Every ratio below compares numbers taken minutes apart on the same box (shared, noisy: treat <20% as noise).
+// npm run bench: mlgate (both forwarding engines) against nginx-proxy, caddy-proxy, the hono-hpm stack floor and a
+// direct upstream, measured in ONE run on this machine. Every ratio below compares numbers taken minutes apart on
+// the same box (shared, noisy: treat <20% as noise).
 //
-// Env: DUR=10 (s per run) WARM=2 RUNS=3 CONNS=64 PIN=1 (wrk+upstream on CPU0, SUT on CPU1) QUICK=1 (DUR=3 RUNS=1)
+// Env: DUR=10 (s per run) WARM=2 RUNS=3 for nginx-proxy and mlgate; ANCHOR_DUR=5 ANCHOR_RUNS=3 for direct, caddy
+// and the floor (anchors, kept short so the whole run stays under ~7 minutes); CONNS=64; PIN=1 (wrk+upstream on
+// CPU0, server under test on CPU1); QUICK=1 (DUR=3 RUNS=1, anchors too); ONLY=a,b (targets: direct, nginx, caddy,
+// floor, mlgate-hpm, mlgate-undici; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each mlgate run,
+// summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import https from 'node:https';
@@ -16,11 +21,13 @@ const QUICK = process.env.QUICK === '1';
 const DUR = Number(process.env.DUR ?? (QUICK ? 3 : 10));
 const WARM = Number(process.env.WARM ?? 2);
 const RUNS = Number(process.env.RUNS ?? (QUICK ? 1 : 3));
+const ANCHOR = { dur: Number(process.env.ANCHOR_DUR ?? Math.min(DUR, 5)), runs: Number(process.env.ANCHOR_RUNS ?? RUNS) };
 const CONNS = Number(process.env.CONNS ?? 64);
 const PIN = process.env.PIN !== '0';
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-'));
-const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446 };
+const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448 };
+const ENGINES = ['hpm', 'undici'] as const;
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const ADMIN_PASSWORD = 'bench-admin-password';
 const children = new Set<ChildProcess>();
@@ -149,13 +156,13 @@ function wrk(port: number, path: string, seconds: number, opts: { token?: string
   };
 }
 
-function measure(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string } = {}): Run {
+function measure(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; runs?: number } = {}): Run {
   wrk(port, path, WARM, opts);
   const runs: Run[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < (opts.runs ?? RUNS); i++) {
     const c0 = ticks(pid);
     const t0 = performance.now();
-    const r = wrk(port, path, DUR, opts);
+    const r = wrk(port, path, opts.dur ?? DUR, opts);
     const secs = (performance.now() - t0) / 1000;
     const cpuSecs = (ticks(pid) - c0) / HZ;
     const run = { ...r, cpuUsPerReq: (cpuSecs / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
@@ -187,6 +194,7 @@ http {
 async function main(): Promise<void> {
   need('nginx', 'nginx-light');
   need('wrk', 'wrk');
+  need('caddy', 'caddy');
   const certs = join(TMP, 'certs');
   mkdirSync(certs, { recursive: true });
   makeBenchPki(certs);
@@ -209,25 +217,63 @@ async function main(): Promise<void> {
       proxy_ssl_session_reuse on; } }`,
   );
 
-  writeFileSync(join(TMP, 'signing.pem'), await generatePrivateKeyPem('ES256'));
-  const mlgateConf = join(TMP, 'mlgate.json');
+  // caddy-proxy: Debian's caddy (Go) as the same TLS -> mTLS keep-alive reverse proxy, no auth
+  // (../shared/bench/anchors-stack.sh; the class of oauth2-proxy and Traefik).
+  const caddyDir = join(TMP, 'caddy');
+  mkdirSync(caddyDir, { recursive: true });
+  const caddyEnv = { ...process.env, XDG_DATA_HOME: caddyDir, XDG_CONFIG_HOME: caddyDir, HOME: caddyDir };
   writeFileSync(
-    mlgateConf,
-    JSON.stringify({
-      mode: 'production',
-      server: { host: '127.0.0.1', port: PORT.mlgate, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
-      auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await hashPassword(ADMIN_PASSWORD) } },
-      tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'signing.pem') }] },
-      upstream: {
-        url: `https://127.0.0.1:${PORT.upstreamMtls}`,
-        servername: 'localhost',
-        caFile: c('ca.crt'),
-        clientCertFile: c('gateway-client.crt'),
-        clientKeyFile: c('gateway-client.key'),
-      },
-      log: { level: 'warn' },
-    }),
+    join(caddyDir, 'Caddyfile'),
+    `{
+	admin off
+	auto_https off
+	default_sni localhost
+}
+https://127.0.0.1:${PORT.caddy} {
+	tls ${c('edge.crt')} ${c('edge.key')}
+	reverse_proxy https://127.0.0.1:${PORT.upstreamMtls} {
+		transport http {
+			tls_client_auth ${c('gateway-client.crt')} ${c('gateway-client.key')}
+			tls_trusted_ca_certs ${c('ca.crt')}
+			tls_server_name localhost
+			keepalive 60s
+			keepalive_idle_conns 128
+			keepalive_idle_conns_per_host 128
+			versions 1.1
+		}
+	}
+}
+`,
   );
+  writeFileSync(
+    join(caddyDir, 'caddy.json'),
+    execFileSync('caddy', ['adapt', '--config', join(caddyDir, 'Caddyfile'), '--adapter', 'caddyfile'], { env: caddyEnv, stdio: ['ignore', 'pipe', 'ignore'] }),
+  );
+
+  writeFileSync(join(TMP, 'signing.pem'), await generatePrivateKeyPem('ES256'));
+  const passwordHash = await hashPassword(ADMIN_PASSWORD);
+  const mlgateConf = (engine: (typeof ENGINES)[number]): string => {
+    const file = join(TMP, `mlgate-${engine}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        mode: 'production',
+        server: { host: '127.0.0.1', port: PORT.mlgate, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+        auth: { providers: ['admin'], admin: { enabled: true, passwordHash } },
+        tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'signing.pem') }] },
+        upstream: {
+          url: `https://127.0.0.1:${PORT.upstreamMtls}`,
+          servername: 'localhost',
+          caFile: c('ca.crt'),
+          clientCertFile: c('gateway-client.crt'),
+          clientKeyFile: c('gateway-client.key'),
+        },
+        proxy: { engine },
+        log: { level: 'warn' },
+      }),
+    );
+    return file;
+  };
   const postScript = join(TMP, 'post1k.lua');
   writeFileSync(postScript, `wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
   const loginScript = join(TMP, 'login.lua');
@@ -236,68 +282,116 @@ async function main(): Promise<void> {
   const GET_PATH = '/api/svc/v1/swagger.json';
   const POST_PATH = '/api/svc/v1';
   const rows: Array<{ label: string; what: string; run: Run }> = [];
+  // The anchors get a bearer header of a token's size too (they forward it unread), so every request is alike.
+  const DUMMY_TOKEN = 'x'.repeat(368);
+  const both = (label: string, pid: number, port: number, opts: { token?: string; dur?: number; runs?: number }): void => {
+    rows.push({ label, what: 'GET', run: measure(`${label} GET`, pid, port, GET_PATH, opts) });
+    rows.push({ label, what: 'POST 1KB', run: measure(`${label} POST`, pid, port, POST_PATH, { ...opts, script: postScript }) });
+  };
+  const sanity = async (label: string, port: number, headers: Record<string, string> = {}): Promise<void> => {
+    const check = await req(port, 'GET', GET_PATH, undefined, headers);
+    if (check.status !== 200 || check.text !== BODY) throw new Error(`${label} sanity failed: ${check.status} ${check.text}`);
+  };
 
-  const only = process.env.ONLY; // e.g. ONLY=mlgate for profiling runs
+  // ONLY=a,b: just those targets (profiling runs); no login rates, no RESULTS.md.
+  const only = process.env.ONLY?.split(',').map((t) => t.trim());
+  const want = (target: string): boolean => !only || only.includes(target);
   // direct: the upstream itself is the server under test
   let up: ChildProcess;
-  if (!only || only === 'direct') {
-  up = start('upstream-direct', 'nginx', ['-c', upstreamConf], 1);
-  await waitUp(PORT.upstreamTls);
-  log('direct');
-  rows.push({ label: 'direct', what: 'GET', run: measure('direct GET', up.pid!, PORT.upstreamTls, GET_PATH) });
-  rows.push({ label: 'direct', what: 'POST 1KB', run: measure('direct POST', up.pid!, PORT.upstreamTls, POST_PATH, { script: postScript }) });
-  await stop(up);
+  if (want('direct')) {
+    up = start('upstream-direct', 'nginx', ['-c', upstreamConf], 1);
+    await waitUp(PORT.upstreamTls);
+    log('direct');
+    both('direct', up.pid!, PORT.upstreamTls, { token: DUMMY_TOKEN, ...ANCHOR });
+    await stop(up);
   }
 
   up = start('upstream', 'nginx', ['-c', upstreamConf], 0);
   await waitUp(PORT.upstreamTls);
-  if (!only || only === 'nginx') {
-  const proxy = start('nginx-proxy', 'nginx', ['-c', proxyConf], 1);
-  await waitUp(PORT.nginxProxy);
-  log('nginx-proxy');
-  rows.push({ label: 'nginx-proxy', what: 'GET', run: measure('nginx-proxy GET', proxy.pid!, PORT.nginxProxy, GET_PATH) });
-  rows.push({ label: 'nginx-proxy', what: 'POST 1KB', run: measure('nginx-proxy POST', proxy.pid!, PORT.nginxProxy, POST_PATH, { script: postScript }) });
-  await stop(proxy);
+  if (want('nginx')) {
+    const proxy = start('nginx-proxy', 'nginx', ['-c', proxyConf], 1);
+    await waitUp(PORT.nginxProxy);
+    await sanity('nginx-proxy', PORT.nginxProxy);
+    log('nginx-proxy');
+    both('nginx-proxy', proxy.pid!, PORT.nginxProxy, { token: DUMMY_TOKEN });
+    await stop(proxy);
+  }
+  if (want('caddy')) {
+    const caddy = start('caddy-proxy', 'caddy', ['run', '--config', join(caddyDir, 'caddy.json')], 1, caddyEnv);
+    await waitUp(PORT.caddy);
+    await sanity('caddy-proxy', PORT.caddy);
+    log('caddy-proxy');
+    both('caddy-proxy', caddy.pid!, PORT.caddy, { token: DUMMY_TOKEN, ...ANCHOR });
+    await stop(caddy);
   }
 
   const node = join(ROOT, 'node_modules/.bin/node');
-  const prof = process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : [];
-  const gw = start('mlgate', node, [...prof, '--max-semi-space-size=16', '--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', mlgateConf], 1);
-  await waitUp(PORT.mlgate, '/mlgate/health');
-  const login = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
-  if (login.status !== 200) throw new Error(`mlgate login failed: ${login.status} ${login.text}`);
-  const token = JSON.parse(login.text).access_token as string;
-  const check = await req(PORT.mlgate, 'GET', GET_PATH, undefined, { authorization: `Bearer ${token}` });
-  if (check.status !== 200 || check.text !== BODY) throw new Error(`mlgate sanity failed: ${check.status} ${check.text}`);
-  const unauth = await req(PORT.mlgate, 'GET', GET_PATH);
-  if (unauth.status !== 401) throw new Error(`mlgate without token answered ${unauth.status}`);
-  log('mlgate (authenticated, authorized, assertion minted)');
-  rows.push({ label: 'mlgate', what: 'GET', run: measure('mlgate GET', gw.pid!, PORT.mlgate, GET_PATH, { token }) });
-  rows.push({ label: 'mlgate', what: 'POST 1KB', run: measure('mlgate POST', gw.pid!, PORT.mlgate, POST_PATH, { token, script: postScript }) });
+  // The same Node flags as npm start (semi-space, PITFALLS 39).
+  const NODE_FLAGS = ['--max-semi-space-size=16', '--disable-warning=DEP0169'];
+  if (want('floor')) {
+    const floor = start('hono-hpm-floor', node, [...NODE_FLAGS, join(ROOT, 'bench/hono-hpm-floor.ts')], 1, {
+      ...process.env,
+      PORT: String(PORT.floor),
+      UPSTREAM: `https://127.0.0.1:${PORT.upstreamMtls}`,
+      CERT_DIR: certs,
+      SERVERNAME: 'localhost',
+    });
+    await waitUp(PORT.floor);
+    await sanity('hono-hpm-floor', PORT.floor);
+    log('hono-hpm-floor (no auth)');
+    both('hono-hpm-floor', floor.pid!, PORT.floor, { token: DUMMY_TOKEN, ...ANCHOR });
+    await stop(floor);
+  }
+
+  let loginRun: ReturnType<typeof wrk> | undefined;
+  let refresh: Awaited<ReturnType<typeof refreshLoad>> | undefined;
+  for (const engine of ENGINES) {
+    const label = `mlgate-${engine}`;
+    if (!want(label)) continue;
+    const prof = process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : [];
+    const gw = start(label, node, [...prof, ...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf(engine)], 1);
+    await waitUp(PORT.mlgate, '/mlgate/health');
+    const login = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+    if (login.status !== 200) throw new Error(`${label} login failed: ${login.status} ${login.text}`);
+    const token = JSON.parse(login.text).access_token as string;
+    await sanity(label, PORT.mlgate, { authorization: `Bearer ${token}` });
+    const unauth = await req(PORT.mlgate, 'GET', GET_PATH);
+    if (unauth.status !== 401) throw new Error(`${label} without token answered ${unauth.status}`);
+    log(`${label} (authenticated, authorized, assertion minted)`);
+    both(label, gw.pid!, PORT.mlgate, { token });
+    if (!only && engine === 'hpm') {
+      log('POST /login (admin, argon2id)');
+      loginRun = wrk(PORT.mlgate, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
+      log('POST /login/refreshToken (memory store)');
+      refresh = await refreshLoad(PORT.mlgate, Math.min(DUR, 5));
+    }
+    await stop(gw);
+  }
+  await stop(up);
 
   if (only) {
-    await stop(gw);
-    await stop(up);
-    for (const r of rows) process.stdout.write(`${r.label} ${r.what}: ${r.run.rps.toFixed(0)} req/s, ${r.run.cpuUsPerReq.toFixed(1)} us/req\n`);
+    for (const r of rows) process.stdout.write(`${r.label} ${r.what}: ${r.run.rps.toFixed(0)} req/s, p99 ${r.run.p99.toFixed(2)} ms, ${r.run.cpuUsPerReq.toFixed(1)} us/req, RSS ${r.run.rss.toFixed(0)} MiB\n`);
     return;
   }
-  log('POST /login (admin, argon2id)');
-  const loginRun = wrk(PORT.mlgate, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
-  log('POST /login/refreshToken (memory store)');
-  const refresh = await refreshLoad(PORT.mlgate, Math.min(DUR, 5));
-  await stop(gw);
-  await stop(up);
 
   log('token verification cost');
   const verify = await verifyCost();
 
   const find = (label: string, what: string) => rows.find((r) => r.label === label && r.what === what)!.run;
+  const ratio = (a: string, b: string, what = 'GET'): string => (find(a, what).rps / find(b, what).rps).toFixed(2);
+  const p99 = (a: string, what: string): string => (find(a, what).p99 / find('nginx-proxy', what).p99).toFixed(2);
   const lines: string[] = [];
   lines.push(`# mlgate benchmark — ${new Date().toISOString()}`);
   lines.push('');
-  lines.push(`Command: \`npm run bench\` (DUR=${DUR}s WARM=${WARM}s RUNS=${RUNS} CONNS=${CONNS} PIN=${PIN ? 1 : 0}). ${PIN ? 'wrk and the upstream on CPU0, the server under test on CPU1.' : 'No CPU pinning.'}`);
-  lines.push(`Machine: ${execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).toString().trim()} x ${execFileSync('nproc').toString().trim()}; ${execFileSync('sh', ['-c', 'nginx -v 2>&1']).toString().trim()}; node ${execFileSync(node, ['--version']).toString().trim()}.`);
-  lines.push('Median of the runs by req/s. mlgate rows: authenticated (ES256 bearer, verified-token cache), authorized (route table + role), assertion header, mTLS upstream.');
+  lines.push(
+    `Command: \`npm run bench\` (DUR=${DUR}s RUNS=${RUNS} for nginx-proxy and mlgate, ANCHOR_DUR=${ANCHOR.dur}s ANCHOR_RUNS=${ANCHOR.runs} for direct, caddy-proxy and the floor; WARM=${WARM}s CONNS=${CONNS} PIN=${PIN ? 1 : 0}). ${PIN ? 'wrk and the upstream on CPU0, the server under test on CPU1.' : 'No CPU pinning.'}`,
+  );
+  lines.push(
+    `Machine: ${execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).toString().trim()} x ${execFileSync('nproc').toString().trim()}; ${execFileSync('sh', ['-c', 'nginx -v 2>&1']).toString().trim()}; caddy ${execFileSync('caddy', ['version']).toString().trim().split(' ')[0]}; node ${execFileSync(node, ['--version']).toString().trim()}.`,
+  );
+  lines.push(
+    'Median of the runs by req/s. mlgate rows: authenticated (ES256 bearer, verified-token cache), authorized (route table + role), assertion header, mTLS upstream; mlgate-hpm is the default engine (proxy.engine: hpm), mlgate-undici the other. nginx-proxy, caddy-proxy and hono-hpm-floor (@hono/node-server + http-proxy-middleware, bench/hono-hpm-floor.ts) forward with no auth at all; direct is the upstream alone.',
+  );
   lines.push('');
   lines.push('| target | request | req/s | p50 ms | p99 ms | CPU us/req | RSS MiB | non-2xx |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
@@ -305,13 +399,19 @@ async function main(): Promise<void> {
     lines.push(`| ${r.label} | ${r.what} | ${r.run.rps.toFixed(0)} | ${r.run.p50.toFixed(2)} | ${r.run.p99.toFixed(2)} | ${r.run.cpuUsPerReq.toFixed(1)} | ${r.run.rss.toFixed(0)} | ${r.run.non2xx} |`);
   }
   lines.push('');
-  for (const what of ['GET', 'POST 1KB']) {
-    const m = find('mlgate', what), n = find('nginx-proxy', what), d = find('direct', what);
-    lines.push(`- ${what}: mlgate/nginx = ${(m.rps / n.rps).toFixed(2)} req/s (target >= 0.60), p99 mlgate/nginx = ${(m.p99 / n.p99).toFixed(2)} (target <= 2), mlgate/direct = ${(m.rps / d.rps).toFixed(2)}`);
-  }
-  lines.push(`- POST /login (admin, argon2id, 8 connections): ${loginRun.rps.toFixed(0)}/s, p99 ${loginRun.p99.toFixed(1)} ms`);
-  lines.push(`- POST /login/refreshToken (memory store, ${refresh.chains} chains): ${refresh.perSecond.toFixed(0)}/s, ${refresh.failures} failures`);
-  lines.push('- Cluster mode, Redis refresh rate, revocation propagation: not measured yet (those features are separate open issues).');
+  lines.push('Ratios of req/s, GET, measured in this run (POST 1KB in brackets):');
+  lines.push('');
+  lines.push(`- mlgate-undici/caddy = ${ratio('mlgate-undici', 'caddy-proxy')} (target >= 1.0) [POST ${ratio('mlgate-undici', 'caddy-proxy', 'POST 1KB')}]`);
+  lines.push(`- mlgate-hpm/hono-hpm-floor = ${ratio('mlgate-hpm', 'hono-hpm-floor')} (target >= 0.9) [POST ${ratio('mlgate-hpm', 'hono-hpm-floor', 'POST 1KB')}]`);
+  lines.push(`- mlgate/nginx = ${ratio('mlgate-hpm', 'nginx-proxy')} (default engine hpm; target >= 0.60) [POST ${ratio('mlgate-hpm', 'nginx-proxy', 'POST 1KB')}]`);
+  lines.push(`- mlgate-undici/nginx = ${ratio('mlgate-undici', 'nginx-proxy')} [POST ${ratio('mlgate-undici', 'nginx-proxy', 'POST 1KB')}]; mlgate-undici/mlgate-hpm = ${ratio('mlgate-undici', 'mlgate-hpm')} [POST ${ratio('mlgate-undici', 'mlgate-hpm', 'POST 1KB')}]`);
+  lines.push(`- caddy/nginx = ${ratio('caddy-proxy', 'nginx-proxy')}, hono-hpm-floor/nginx = ${ratio('hono-hpm-floor', 'nginx-proxy')}, mlgate-hpm/direct = ${ratio('mlgate-hpm', 'direct')}, mlgate-undici/direct = ${ratio('mlgate-undici', 'direct')}`);
+  lines.push(`- p99 / nginx-proxy p99 (target <= 2): mlgate-hpm ${p99('mlgate-hpm', 'GET')} [POST ${p99('mlgate-hpm', 'POST 1KB')}], mlgate-undici ${p99('mlgate-undici', 'GET')} [POST ${p99('mlgate-undici', 'POST 1KB')}]`);
+  lines.push(`- RSS after the runs (target <= 150 MiB): mlgate-hpm ${find('mlgate-hpm', 'POST 1KB').rss.toFixed(0)} MiB, mlgate-undici ${find('mlgate-undici', 'POST 1KB').rss.toFixed(0)} MiB`);
+  lines.push('');
+  lines.push(`- POST /login (admin, argon2id, 8 connections): ${loginRun!.rps.toFixed(0)}/s, p99 ${loginRun!.p99.toFixed(1)} ms`);
+  lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains): ${refresh!.perSecond.toFixed(0)}/s, ${refresh!.failures} failures`);
+  lines.push('- Cluster mode, Redis refresh rate, revocation propagation: not measured here yet.');
   lines.push('');
   lines.push('Token verification cost (in process, one core):');
   lines.push('');
