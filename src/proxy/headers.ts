@@ -33,15 +33,7 @@ const ENGINE_OWNED = new Set(['host', 'transfer-encoding']);
  */
 export function forwardedHeaderList(headers: IncomingHttpHeaders, dropAuthorization: boolean, set: Record<string, string>): (string | string[])[] {
   const out: (string | string[])[] = [];
-  const conn = headers.connection;
-  // Names the client listed in Connection (other than close / keep-alive): rare, parsed only when present.
-  let listed: Set<string> | undefined;
-  if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
-    for (const token of conn.split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name && name !== 'close' && name !== 'keep-alive') (listed ??= new Set()).add(name);
-    }
-  }
+  const listed = connectionListed(headers.connection);
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined || ALWAYS_DROPPED.has(name) || ENGINE_OWNED.has(name) || name in set) continue;
@@ -52,6 +44,33 @@ export function forwardedHeaderList(headers: IncomingHttpHeaders, dropAuthorizat
   }
   for (const name in set) out.push(name, set[name]!);
   return out;
+}
+
+/** Names the client listed in Connection (other than close / keep-alive); parsed only when there are any. */
+function connectionListed(conn: string | undefined): Set<string> | undefined {
+  if (conn === undefined || conn === 'keep-alive' || conn === 'close') return undefined;
+  let listed: Set<string> | undefined;
+  for (const token of conn.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name && name !== 'close' && name !== 'keep-alive') (listed ??= new Set()).add(name);
+  }
+  return listed;
+}
+
+/** Removes in place, in one pass over the names present, what strippedRequestHeaders lists (the hpm engine's way). */
+export function stripRequestHeaders(headers: IncomingHttpHeaders, dropAuthorization: boolean): void {
+  const listed = connectionListed(headers.connection);
+  for (const name in headers) {
+    if (
+      ALWAYS_DROPPED.has(name) ||
+      (dropAuthorization && name === 'authorization') ||
+      name.startsWith('x-mlgate-') ||
+      name.startsWith('x-forwarded-') ||
+      listed?.has(name)
+    ) {
+      delete headers[name];
+    }
+  }
 }
 
 /** Names to drop from a forwarded request, given the client's headers. */

@@ -3,10 +3,10 @@
 // delivery to the client are the pool's business.
 import https from 'node:https';
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
-import { createProxyMiddleware, type RequestHandler } from 'http-proxy-middleware';
+import tls, { type TLSSocket } from 'node:tls';
+import { createProxyMiddleware, type Plugin, type RequestHandler } from 'http-proxy-middleware';
 import { BadGateway, GatewayTimeout, PayloadTooLarge } from '../errors.ts';
-import { strippedRequestHeaders } from './headers.ts';
+import { stripRequestHeaders } from './headers.ts';
 import {
   AttemptFailure,
   classifyUpstreamError,
@@ -45,8 +45,11 @@ const SMALL_ANSWER_LIMIT = 64 * 1024;
 export class HpmTransport implements Transport {
   readonly engine = 'http-proxy-middleware';
   private readonly opts: TransportOptions;
-  private readonly routes = new Map<string, Route>();
+  // Keyed by the node object itself (the pool's, stable): no key string built per request.
+  private readonly routes = new WeakMap<NodeTarget, Route>();
   private readonly agents = new Map<string, https.Agent>();
+  /** One TLS context (client certificate, key, node CA) for every agent, built once. */
+  private secureContext: tls.SecureContext | undefined;
   private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
   private readonly counted = new WeakSet<IncomingMessage>();
 
@@ -58,6 +61,7 @@ export class HpmTransport implements Transport {
     const key = `${origin}|${servername}`;
     let agent = this.agents.get(key);
     if (!agent) {
+      this.secureContext ??= tls.createSecureContext({ ca: this.opts.ca, cert: this.opts.cert, key: this.opts.key, minVersion: 'TLSv1.2' });
       agent = new https.Agent({
         keepAlive: true,
         maxSockets: this.opts.maxSockets,
@@ -65,9 +69,10 @@ export class HpmTransport implements Transport {
         // Idle sockets are closed before the node closes them (keep below its keep-alive timeout).
         timeout: this.opts.idleSocketTimeoutMs,
         scheduling: 'lifo',
-        ca: this.opts.ca,
-        cert: this.opts.cert,
-        key: this.opts.key,
+        // A prebuilt context instead of ca/cert/key: the agent would otherwise put the three PEMs into the pool key
+        // it builds for every request (getName) and build a context per new socket. The node's certificate is
+        // still checked against the CA and the servername (rejectUnauthorized).
+        secureContext: this.secureContext,
         servername,
         rejectUnauthorized: true,
         minVersion: 'TLSv1.2',
@@ -78,8 +83,7 @@ export class HpmTransport implements Transport {
   }
 
   private route(node: NodeTarget): Route {
-    const key = `${node.url}|${node.servername}`;
-    let route = this.routes.get(key);
+    let route = this.routes.get(node);
     if (route) return route;
     const url = new URL(node.url);
     const agent = this.agent(url.origin, node.servername);
@@ -93,23 +97,28 @@ export class HpmTransport implements Transport {
       toProxy: true,
       // The answer comes back to the pool unread: it may be discarded (401 re-login) instead of delivered.
       selfHandleResponse: true,
-      on: {
-        proxyReq: (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res),
-        proxyRes: (proxyRes, req) => this.onProxyRes(proxyRes, req),
-        error: (err, req, res) => this.onError(err as NodeJS.ErrnoException, req as IncomingMessage, res as ServerResponse),
-      },
+      // No default plugins: the logger builds a URL for every answer and the debug plugin adds two listeners per
+      // request, for nothing mlgate uses. Its own handlers (one plugin) include 'error', so http-proxy never throws.
+      ejectPlugins: true,
+      plugins: [this.events],
     });
     route = { agent, middleware, basePath: url.pathname.replace(/\/+$/, '') };
-    this.routes.set(key, route);
+    this.routes.set(node, route);
     return route;
   }
+
+  private readonly events: Plugin<IncomingMessage, ServerResponse> = (proxy) => {
+    proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res));
+    proxy.on('proxyRes', (proxyRes, req) => this.onProxyRes(proxyRes, req));
+    proxy.on('error', (err, req, res) => this.onError(err as NodeJS.ErrnoException, req, res as ServerResponse));
+  };
 
   exchange(node: NodeTarget, req: IncomingMessage, res: ServerResponse, ex: Exchange): Promise<NodeAnswer> {
     const route = this.route(node);
     this.countChunkedBody(req);
     // http-proxy copies req.headers into the node request when it creates it, and may send them with the first body
     // chunk, before any hook runs: the headers are made right here, on the client request itself.
-    for (const name of strippedRequestHeaders(req.headers, ex.dropAuthorization)) delete req.headers[name];
+    stripRequestHeaders(req.headers, ex.dropAuthorization);
     Object.assign(req.headers, ex.headers);
     return new Promise<NodeAnswer>((resolve, reject) => {
       // Covers waiting for a pooled socket and the TCP + TLS handshake.
@@ -263,6 +272,5 @@ export class HpmTransport implements Transport {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
-    this.routes.clear();
   }
 }

@@ -1,5 +1,7 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { droppedResponseHeaders, strippedRequestHeaders } from '../../src/proxy/index.ts';
+import { forwardedHeaderList, stripRequestHeaders } from '../../src/proxy/headers.ts';
 
 describe('request header hygiene', () => {
   it('drops hop-by-hop headers, the ones the client named in Connection, and client-asserted identity', () => {
@@ -34,5 +36,36 @@ describe('response header hygiene', () => {
     const dropped = droppedResponseHeaders({ connection: 'X-Node-Hop', 'x-node-hop': '1', 'content-length': '5' });
     for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'x-node-hop']) expect(dropped.has(name), name).toBe(true);
     expect(dropped.has('content-length')).toBe(false);
+  });
+});
+
+describe('the engines apply the same hygiene', () => {
+  const client = {
+    connection: 'keep-alive, X-Hop-One',
+    'x-hop-one': '1',
+    'x-mlgate-user': 'root',
+    'x-forwarded-host': 'evil.example',
+    forwarded: 'for=1.2.3.4',
+    te: 'trailers',
+    expect: '100-continue',
+    authorization: 'Bearer t',
+    host: 'gateway.example',
+    'transfer-encoding': 'chunked',
+    'content-type': 'application/json',
+    'set-cookie': ['a=1', 'b=2'],
+  };
+  const own = { 'x-request-id': 'rid-12345678', 'x-forwarded-for': '10.0.0.1' };
+
+  it.each([true, false])('hpm (in place) and undici (name/value list) keep the same names, dropAuthorization %s', (drop) => {
+    const dropped = new Set(strippedRequestHeaders(client, drop));
+    const expected = Object.keys(client).filter((n) => !dropped.has(n));
+    const inPlace: IncomingHttpHeaders = { ...client };
+    stripRequestHeaders(inPlace, drop);
+    expect(Object.keys(inPlace)).toEqual(expected);
+    // undici: the same, minus what it sets itself (host, transfer-encoding), plus mlgate's own headers last.
+    const list = forwardedHeaderList(client, drop, own);
+    const names = list.filter((_, i) => i % 2 === 0);
+    expect(names).toEqual([...expected.filter((n) => n !== 'host' && n !== 'transfer-encoding'), ...Object.keys(own)]);
+    expect(list[names.indexOf('set-cookie') * 2 + 1]).toEqual(['a=1', 'b=2']);
   });
 });
