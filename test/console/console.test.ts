@@ -270,12 +270,12 @@ describe('1,000 users x 5 sessions', () => {
 
 describe('idle timeout', () => {
   it('an idle console session ends: the next page redirects to the login page', async () => {
-    const short = await startStack({ config: { console: { idleTimeoutSeconds: 1 } } });
+    const short = await startStack({ config: { console: { idleTimeoutSeconds: 2 } } });
     try {
       const c = new ConsoleClient(short.url);
       expect((await c.login('admin', ADMIN_PASSWORD)).status).toBe(303);
       expect((await c.get(`${BASE}/keys`)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 1200));
+      await new Promise((r) => setTimeout(r, 2200));
       const r = await c.get(`${BASE}/keys`);
       expect(r.status).toBe(303);
       expect(r.location).toBe(`${BASE}/login?ended=idle`);

@@ -215,12 +215,12 @@ describe('admin console in chromium', () => {
   });
 
   it('an idle console session redirects to the login page', async () => {
-    const short = await startStack({ config: { console: { idleTimeoutSeconds: 1 } } });
+    const short = await startStack({ config: { console: { idleTimeoutSeconds: 2 } } });
     try {
       const { page } = await newPage();
       await consoleLogin(page, short.url, 'admin', ADMIN_PASSWORD);
       await page.waitForURL(/\/sessions$/);
-      await new Promise((r) => setTimeout(r, 1300));
+      await new Promise((r) => setTimeout(r, 2300));
       await page.goto(`${short.url}/mlgate/console/keys`);
       await page.waitForURL(/\/mlgate\/console\/login\?ended=idle$/);
       expect(await page.locator('.flash').innerText()).toContain('inactivity');
