@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
@@ -91,6 +91,15 @@ describe('KeyRing.fromFiles', () => {
   it('refuses a key file of another algorithm than configured', async () => {
     const file = await keyFile('ES256', 'wrong-alg');
     await expect(KeyRing.fromFiles('RS256', [{ kid: 'x', privateKeyFile: file, active: true }])).rejects.toThrow();
+  });
+
+  it('dates each key by its file (createdAt = the file modification time), for the admin console', async () => {
+    const file = await keyFile('ES256', 'dated');
+    utimesSync(file, new Date('2026-03-01T12:00:00Z'), new Date('2026-03-01T12:00:00Z'));
+    const ring = await KeyRing.fromFiles('ES256', [{ kid: 'dated', privateKeyFile: file, active: true }]);
+    expect(new Date(ring.signer.createdAt).toISOString()).toBe('2026-03-01T12:00:00.000Z');
+    const generated = await KeyRing.generate('ES256');
+    expect(Math.abs(generated.signer.createdAt - Date.now())).toBeLessThan(5_000);
   });
 });
 
