@@ -92,6 +92,24 @@ export function strippedRequestHeaders(headers: IncomingHttpHeaders, dropAuthori
 }
 
 const RESPONSE_HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+const RESPONSE_DROPPED = new Set(RESPONSE_HOP_BY_HOP);
+
+/**
+ * The node's answer headers as the client gets them, a flat name/value list for res.writeHead (Node stores it as is,
+ * no header map): without hop-by-hop names and those the node listed in Connection, with mlgate's X-Request-Id.
+ */
+export function responseHeaderList(headers: IncomingHttpHeaders, requestId: string): (string | string[])[] {
+  const conn = headers.connection;
+  const listed = conn === undefined || conn === 'keep-alive' || conn === 'close' ? undefined : droppedResponseHeaders(headers);
+  const out: (string | string[])[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || RESPONSE_DROPPED.has(name) || name === 'x-request-id' || listed?.has(name)) continue;
+    out.push(name, value);
+  }
+  out.push('x-request-id', requestId);
+  return out;
+}
 
 /** Names not to copy from a node's answer to the client: hop-by-hop, and those the node listed in Connection. */
 export function droppedResponseHeaders(headers: IncomingHttpHeaders): Set<string> {

@@ -3,7 +3,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { BadGateway, GatewayError, PayloadTooLarge, UpstreamUnavailable } from '../errors.ts';
-import { droppedResponseHeaders } from './headers.ts';
+import { responseHeaderList } from './headers.ts';
 import type { ServiceAccount } from './service-account.ts';
 import { AttemptFailure, type NodeAnswer, type NodeTarget, type Transport } from './transport.ts';
 
@@ -358,13 +358,10 @@ function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Pr
       resolve();
       return;
     }
-    res.statusCode = answer.status;
-    if (answer.statusMessage) res.statusMessage = answer.statusMessage;
-    const drop = droppedResponseHeaders(answer.headers);
-    for (const [name, value] of Object.entries(answer.headers)) {
-      if (value !== undefined && !drop.has(name)) res.setHeader(name, value);
-    }
-    res.setHeader('x-request-id', requestId);
+    // One writeHead with a name/value list: no per-header setHeader calls, no header map on the response.
+    const headers = responseHeaderList(answer.headers, requestId);
+    if (answer.statusMessage) res.writeHead(answer.status, answer.statusMessage, headers);
+    else res.writeHead(answer.status, headers);
     // Cut off by the node (died, timed out): the client must see a truncated answer, not a complete one.
     const cut = (): void => {
       if (!res.writableFinished) res.destroy();

@@ -246,7 +246,8 @@ class RequestBody extends Readable {
 export class UndiciTransport implements Transport {
   readonly engine = 'undici';
   private readonly opts: TransportOptions;
-  private readonly routes = new Map<string, Route>();
+  // Keyed by the node object itself (the pool's, stable): no key string built per request.
+  private readonly routes = new WeakMap<NodeTarget, Route>();
   private readonly pools = new Map<string, Pool>();
 
   constructor(opts: TransportOptions) {
@@ -284,12 +285,11 @@ export class UndiciTransport implements Transport {
   }
 
   private route(node: NodeTarget): Route {
-    const key = `${node.url}|${node.servername}`;
-    let route = this.routes.get(key);
+    let route = this.routes.get(node);
     if (!route) {
       const url = new URL(node.url);
       route = { pool: this.pool(url.origin, node.servername), basePath: url.pathname.replace(/\/+$/, '') };
-      this.routes.set(key, route);
+      this.routes.set(node, route);
     }
     return route;
   }
@@ -363,6 +363,5 @@ export class UndiciTransport implements Transport {
   close(): void {
     for (const pool of this.pools.values()) void pool.destroy().catch(() => {});
     this.pools.clear();
-    this.routes.clear();
   }
 }

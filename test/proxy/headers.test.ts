@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { droppedResponseHeaders, strippedRequestHeaders } from '../../src/proxy/index.ts';
-import { forwardedHeaderList, stripRequestHeaders } from '../../src/proxy/headers.ts';
+import { forwardedHeaderList, responseHeaderList, stripRequestHeaders } from '../../src/proxy/headers.ts';
 
 describe('request header hygiene', () => {
   it('drops hop-by-hop headers, the ones the client named in Connection, and client-asserted identity', () => {
@@ -67,5 +67,15 @@ describe('the engines apply the same hygiene', () => {
     const names = list.filter((_, i) => i % 2 === 0);
     expect(names).toEqual([...expected.filter((n) => n !== 'host' && n !== 'transfer-encoding'), ...Object.keys(own)]);
     expect(list[names.indexOf('set-cookie') * 2 + 1]).toEqual(['a=1', 'b=2']);
+  });
+});
+
+describe('the answer headers the client gets', () => {
+  it('as one name/value list: hop-by-hop and Connection-listed names dropped, duplicates kept, the node X-Request-Id replaced', () => {
+    const list = responseHeaderList(
+      { connection: 'X-Node-Hop', 'x-node-hop': '1', 'keep-alive': 'timeout=5', 'transfer-encoding': 'chunked', 'set-cookie': ['a=1', 'b=2'], 'x-request-id': 'node-id', 'content-type': 'text/plain' },
+      'mlgate-id-1234',
+    );
+    expect(list).toEqual(['set-cookie', ['a=1', 'b=2'], 'content-type', 'text/plain', 'x-request-id', 'mlgate-id-1234']);
   });
 });
