@@ -1,4 +1,4 @@
-// `mlgate revoke` and `mlgate sessions`: clients of the gateway's admin API (/mlgate/admin), never of the store,
+// `mlgate revoke`, `mlgate sessions` and `mlgate owner`: clients of the gateway's admin API (/mlgate/admin), never of the store,
 // so the CLI and HTTP share one implementation, one authorization check (Owner) and one audit trail.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -9,6 +9,8 @@ export const ADMIN_USAGE = `  revoke --url <gateway> --token <owner access token
                            end one refresh family, every session of a user (not-before = now), or the family of a refresh token
   sessions --url <gateway> --token <owner access token> <subject>
                            list a user's active refresh families (no secrets)
+  owner --url <gateway> --token <owner access token> <name/version> <new owner>
+                           record the owner of a web service, whatever was recorded (transfer; audited)
     --token-file <file> or MLGATE_TOKEN instead of --token (keeps it out of the process list); --url or MLGATE_URL;
     --ca <file>: PEM CA of the gateway certificate (default: system CAs and NODE_EXTRA_CA_CERTS)`;
 
@@ -46,8 +48,8 @@ function send(url: URL, method: string, token: string, ca: Buffer | undefined, b
   });
 }
 
-/** Runs `revoke` or `sessions`; returns the exit code (0 ok, 1 refused by the gateway, 2 usage). */
-export async function adminCommand(command: 'revoke' | 'sessions', argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Runs `revoke`, `sessions` or `owner`; returns the exit code (0 ok, 1 refused by the gateway, 2 usage). */
+export async function adminCommand(command: 'revoke' | 'sessions' | 'owner', argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -75,6 +77,10 @@ export async function adminCommand(command: 'revoke' | 'sessions', argv: string[
     const [subject] = positionals;
     if (!subject || positionals.length !== 1) return usage(command);
     answer = await send(at(`/users/${encodeURIComponent(subject)}/sessions`), 'GET', token, ca);
+  } else if (command === 'owner') {
+    const [service, owner] = positionals;
+    if (!owner || positionals.length !== 2) return usage(command);
+    answer = await send(at('/services/owner'), 'POST', token, ca, { service, owner });
   } else {
     const [what, id] = positionals;
     if (!id || positionals.length !== 2) return usage(command);

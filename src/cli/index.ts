@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mlgate CLI: hash-password | check-config | gen-key | revoke | sessions
+// mlgate CLI: hash-password | check-config | gen-key | revoke | sessions | owner
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
@@ -54,6 +54,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'revoke':
     case 'sessions':
+    case 'owner':
       return adminCommand(command, argv.slice(1), process.env);
     case 'import-appsettings': {
       if (!arg) break;

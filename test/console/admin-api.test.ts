@@ -1,9 +1,11 @@
 // The JSON admin API additions the console shares (one logic, two clients): paged users with sessions, service
 // owners and transfer, keys, nodes, recent audit events. Each is Owner-only. Plus the per-process pieces behind them.
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditRing } from '../../src/observability/index.ts';
 import { ConsoleSessions } from '../../src/console/index.ts';
-import { expectErrorShape, loginAdmin, request, startStack, type Stack } from '../integration/setup.ts';
+import { cert, expectErrorShape, loginAdmin, request, ROOT, startStack, type Stack } from '../integration/setup.ts';
 import { login, PASSWORD, ROLES, TestDirectory } from '../integration/users.ts';
 import { BASE, ConsoleClient } from './client.ts';
 
@@ -84,6 +86,20 @@ describe('what an Owner sees', () => {
     const paged = (await get('/services?limit=1')).json();
     expect(paged).toEqual({ services: [{ service: 'legacy/3', owner: 'ann' }], next: 'legacy/3' });
     expect((await get(`/services?limit=1&after=${encodeURIComponent(paged.next)}`)).json().services).toEqual([{ service: 'model/1', owner: 'rita' }]);
+  });
+
+  it('the CLI transfers through the same route: mlgate owner <service> <owner>', async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [join(ROOT, 'src/cli/index.ts'), 'owner', '--url', stack.url, '--ca', cert('ca.crt'), ...args], { env: { ...process.env, MLGATE_TOKEN: owner }, timeout: 20_000 }, (err, stdout, stderr) =>
+          resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+        );
+      });
+    const ok = await run(['cli-model/7', 'ann']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ service: 'cli-model/7', owner: 'ann', previous: null });
+    expect(await stack.gateway.store.getOwner('cli-model/7')).toBe('ann');
+    expect((await run(['only-one-argument'])).code).toBe(2);
   });
 
   it('GET /keys shows kid, algorithm, created and active, and no key material', async () => {
