@@ -11,6 +11,7 @@
 //                                                    family end, latest token expiry, client address)
 //             r:<hash> -> RefreshRecord JSON          one field per refresh token of the family
 //             u:<hash> -> usedAt                      set when that token was consumed by a rotation
+//             n:<hash> -> successor hash              the token that rotation stored (for the grace replay)
 //   x  zset   <hash> -> expiresAt                     expiry of each token, to prune expired fields
 //   s  string sealed successor of one token           only for the reuse grace window (PX)
 //   t  string tombstone                               the family was revoked: it may not be (re)created
@@ -56,7 +57,9 @@ return {m[1], m[2], m[3] or ''}
  * KEYS: f, x, s (successor of the old token), t.
  * ARGV: oldHash, newHash, newRecordJson, newExpiresAt, now, graceMs, sealed ('' = none), revocationTtlMs,
  *       channel, familyRevocationJson.
- * Returns {'rotated'} | {'replayed', sealed} | {'reused', subject} | {'invalid'}.
+ * Returns {'rotated'} | {'replayed', sealed, successorHash, successorTtlMs} | {'reused', subject} | {'invalid'}.
+ * A replay names the successor's hash and how long it lives ('' and 0 when unknown or gone), so that the caller can
+ * write its index entry again: the rotation's own index write may have gone to a master that a failover dropped.
  */
 const ROTATE = `${HELPERS}
 local f, x = KEYS[1], KEYS[2]
@@ -74,7 +77,14 @@ if used then
     -- A write, so that a WAIT after it also covers the rotation that stored this successor (made on another
     -- connection): a successor is never handed out before a replica has it.
     redis.call('HSET', f, 'last', ARGV[5])
-    return {'replayed', sealed}
+    local succ = redis.call('HGET', f, 'n:' .. old)
+    local sttl = 0
+    if succ and redis.call('HEXISTS', f, 'r:' .. succ) == 1 then
+      local sexp = tonumber(redis.call('ZSCORE', x, succ))
+      if sexp then sttl = math.min(sexp, fexp) - now end
+    end
+    if sttl <= 0 then succ = '' end
+    return {'replayed', sealed, succ or '', n(math.max(sttl, 0))}
   end
   -- A consumed token presented again: theft or a broken client. End the family; announce it at once.
   redis.call('DEL', f, x, KEYS[3])
@@ -83,14 +93,14 @@ if used then
   return {'reused', m[4]}
 end
 local newExp = tonumber(ARGV[4])
-redis.call('HSET', f, 'u:' .. old, ARGV[5], 'r:' .. ARGV[2], ARGV[3], 'last', ARGV[5])
+redis.call('HSET', f, 'u:' .. old, ARGV[5], 'n:' .. old, ARGV[2], 'r:' .. ARGV[2], ARGV[3], 'last', ARGV[5])
 redis.call('ZADD', x, ARGV[4], ARGV[2])
 local live = math.max(tonumber(m[5]) or 0, newExp)
 redis.call('HSET', f, 'live', n(live))
 -- Tokens past their expiry can no longer be used or reused: drop them so a long family stays small.
 local dead = redis.call('ZRANGEBYSCORE', x, '-inf', ARGV[5], 'LIMIT', 0, 100)
 for _, h in ipairs(dead) do
-  redis.call('HDEL', f, 'r:' .. h, 'u:' .. h)
+  redis.call('HDEL', f, 'r:' .. h, 'u:' .. h, 'n:' .. h)
   redis.call('ZREM', x, h)
 end
 local grace = tonumber(ARGV[6])

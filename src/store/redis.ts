@@ -162,11 +162,25 @@ export class RedisTokenStore implements TokenStore {
     return fn.call(this.client, ...keys, ...args.map(String));
   }
 
-  /** With minReplicaAcks: the writes so far on this connection reached that many replicas, or this throws. */
-  private async replicated(): Promise<void> {
+  /**
+   * The connection commands go out on now. ioredis replaces it on every reconnect, and a failover is a reconnect
+   * (to another node): commands in flight are then sent again on the new connection (autoResendUnfulfilledCommands).
+   */
+  private link(): unknown {
+    return this.client instanceof Cluster ? undefined : this.client.stream;
+  }
+
+  /**
+   * With minReplicaAcks: the writes so far on this connection reached that many replicas, or this throws. `since` is
+   * link() taken before the operation's first command: when the connection changed since, the operation's commands
+   * may have run on two nodes (a write on the old master, lost with it, the next on the new one), and a WAIT sent
+   * again on the new connection counts that connection's writes only (none): nothing is confirmed, this throws.
+   */
+  private async replicated(since: unknown): Promise<void> {
     const want = this.opts.minReplicaAcks ?? 0;
     if (want <= 0 || this.client instanceof Cluster) return;
     const got = await this.client.wait(want, this.opts.replicaAckTimeoutMs ?? 250);
+    if (this.link() !== since) throw new RedisStoreError('the connection to redis changed during the operation (failover?): its writes are not confirmed');
     if (got < want) throw new RedisStoreError(`write reached ${got} of ${want} replicas in ${this.opts.replicaAckTimeoutMs ?? 250} ms`);
   }
 
@@ -180,6 +194,7 @@ export class RedisTokenStore implements TokenStore {
    * checked against it in step 1. A failure after step 1 or 2 leaves only index entries that expire.
    */
   async createFamily(hash: string, record: RefreshRecord): Promise<void> {
+    const since = this.link();
     const now = record.issuedAt;
     const subject = record.identity.subject;
     const sk = this.subjectKeys(subject);
@@ -214,15 +229,16 @@ export class RedisTokenStore implements TokenStore {
       ],
     );
     if (Number(created) !== 1) throw new RedisStoreError('refusing to create a revoked family');
-    await this.replicated();
+    await this.replicated(since);
   }
 
   async getRefresh(hash: string, now: number): Promise<StoredRefresh | null> {
+    const since = this.link();
     const familyId = await this.client.get(this.indexKey(hash));
     const found = familyId === null ? null : await this.readToken(familyId, hash, now);
     // "Unknown" from a node that may be a demoted master (a failover in progress) would sign a user out: with
     // minReplicaAcks, trust a negative answer only from a master whose replicas are with it.
-    if (found === null) await this.replicated();
+    if (found === null) await this.replicated(since);
     return found;
   }
 
@@ -238,9 +254,10 @@ export class RedisTokenStore implements TokenStore {
   /**
    * The hash index says which family to ask; the family script alone decides. The new token's index entry is
    * written first (a pointer into the family, useless unless the script stores the token there), so the token
-   * handed out after 'rotated' is always findable.
+   * handed out after 'rotated' is always findable. A grace replay writes the successor's entry again (see there).
    */
   async rotate(req: RotateRequest): Promise<RotateOutcome> {
+    const since = this.link();
     const familyId = req.newRecord.familyId;
     const newTtl = Math.min(req.newRecord.expiresAt, req.newRecord.familyExpiresAt) - req.now;
     const [indexed] = await Promise.all([
@@ -268,22 +285,31 @@ export class RedisTokenStore implements TokenStore {
         this.channel,
         JSON.stringify(entry),
       ],
-    )) as [string, string?];
+    )) as [string, string?, string?, string?];
     switch (out[0]) {
       case 'rotated':
-        await this.replicated();
+        await this.replicated(since);
         return { kind: 'rotated' };
-      case 'replayed':
-        await this.client.del(this.indexKey(req.newHash));
-        await this.replicated();
-        return { kind: 'replayed', successor: out[1]! };
+      case 'replayed': {
+        // The successor's index entry again: the rotation wrote it before its script, on its own connection, and a
+        // failover between the two can have kept the script's writes (on the new master) and lost the index entry
+        // (on the old one); the successor would then be unfindable and this token dead (-> 401, a user signed out).
+        const [, sealed, succ, succTtl] = out;
+        const ttl = Number(succTtl ?? 0);
+        await Promise.all([
+          succ === req.newHash ? null : this.client.del(this.indexKey(req.newHash)),
+          succ && ttl > 0 ? this.client.set(this.indexKey(succ), familyId, 'PX', ttl) : null,
+        ]);
+        await this.replicated(since);
+        return { kind: 'replayed', successor: sealed! };
+      }
       case 'reused': {
         // The family is gone and every instance has been told (PUBLISH in the script); now the stored entry, for
         // instances that reload their view later, and the subject index.
         const subject = out[1]!;
         await Promise.all([this.addRevocations([entry], req.now, false), this.client.del(this.indexKey(req.newHash))]);
         await this.client.zrem(this.subjectKeys(subject).i, familyId);
-        await this.replicated();
+        await this.replicated(since);
         return { kind: 'reused', familyId, subject };
       }
       default:
@@ -294,11 +320,12 @@ export class RedisTokenStore implements TokenStore {
 
   /** The revocation entry first (access tokens end everywhere at once), then the family's tokens. */
   async revokeFamily(familyId: string, now: number): Promise<boolean> {
+    const since = this.link();
     const entry: RevocationEntry = { kind: 'family', familyId, until: now + this.timings.revocationTtlMs };
     await this.addRevocations([entry], now, true);
     const subject = await this.endFamily(familyId, '');
     if (subject !== null) await this.client.zrem(this.subjectKeys(subject).i, familyId);
-    await this.replicated();
+    await this.replicated(since);
     return subject !== null;
   }
 
@@ -315,6 +342,7 @@ export class RedisTokenStore implements TokenStore {
    * entry per ended family, so that a refresh that rotated between (2) and (3) cannot leave a usable access token.
    */
   async revokeSubject(subject: string, notBefore: number, now: number): Promise<number> {
+    const since = this.link();
     const until = now + this.timings.revocationTtlMs;
     await this.addRevocations([{ kind: 'subject', subject, notBefore, until }], now, true);
     const sk = this.subjectKeys(subject);
@@ -334,13 +362,14 @@ export class RedisTokenStore implements TokenStore {
         true,
       );
     }
-    await this.replicated();
+    await this.replicated(since);
     return ended.length;
   }
 
   async listFamilies(subject: string, now: number): Promise<FamilySummary[]> {
+    const since = this.link();
     const ids = await this.client.zrangebyscore(this.subjectKeys(subject).i, `(${now}`, '+inf');
-    await this.replicated();
+    await this.replicated(since);
     const rows = await Promise.all(
       ids.map((id) => this.client.hmget(this.famKeys(id).f, 'sub', 'prov', 'start', 'last', 'fexp', 'live', 'addr')),
     );
@@ -393,9 +422,10 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async listRevocations(now: number): Promise<RevocationEntry[]> {
+    const since = this.link();
     const all = await this.client.hvals(this.revocationKeys().e);
     // The view is rebuilt from this list: a stale master (failover in progress) must not be the source.
-    await this.replicated();
+    await this.replicated(since);
     const out: RevocationEntry[] = [];
     for (const json of all) {
       const e = parseRevocation(json);
@@ -420,20 +450,22 @@ export class RedisTokenStore implements TokenStore {
   // ---- ownership ---------------------------------------------------------------------------------------------
 
   async setOwnerIfAbsent(service: string, owner: string): Promise<string> {
+    const since = this.link();
     // SET NX GET (Redis 7): one atomic step that answers the owner recorded before, or null when we set it.
     const previous = (await this.client.call('SET', this.ownerKey(service), owner, 'NX', 'GET')) as string | null;
     if (previous === null) {
       // The listing index (another slot): written after the owner, removed after it (deleteOwner).
       await this.client.zadd(this.ownersKey(), 0, service);
-      await this.replicated();
+      await this.replicated(since);
     }
     return previous ?? owner;
   }
 
   async setOwner(service: string, owner: string): Promise<string | null> {
+    const since = this.link();
     const previous = (await this.client.call('SET', this.ownerKey(service), owner, 'GET')) as string | null;
     await this.client.zadd(this.ownersKey(), 0, service);
-    await this.replicated();
+    await this.replicated(since);
     return previous;
   }
 
@@ -454,9 +486,10 @@ export class RedisTokenStore implements TokenStore {
   }
 
   async deleteOwner(service: string): Promise<void> {
+    const since = this.link();
     await this.client.del(this.ownerKey(service));
     await this.client.zrem(this.ownersKey(), service);
-    await this.replicated();
+    await this.replicated(since);
   }
 
   async ping(): Promise<void> {
