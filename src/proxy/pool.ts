@@ -362,6 +362,14 @@ function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Pr
     const headers = responseHeaderList(answer.headers, requestId);
     if (answer.statusMessage) res.writeHead(answer.status, answer.statusMessage, headers);
     else res.writeHead(answer.status, headers);
+    if (body.complete === true && body.listenerCount('data') === 0) {
+      // The whole answer came with its head (small answers, one socket read): one end(), no pipe, no stream
+      // listeners. read() hands over everything buffered and lets the body end, which frees the node connection.
+      const chunk = body.read() as Buffer | null;
+      res.once('close', resolve);
+      res.end(chunk ?? undefined);
+      return;
+    }
     // Cut off by the node (died, timed out): the client must see a truncated answer, not a complete one.
     const cut = (): void => {
       if (!res.writableFinished) res.destroy();

@@ -40,8 +40,11 @@ export interface NodeAnswer {
   status: number;
   statusMessage: string | undefined;
   headers: IncomingHttpHeaders;
-  /** The body as it streams; `headers` on it too, so a tap (tapSmallAnswer) can read both. */
-  body: Readable & { headers: IncomingHttpHeaders };
+  /**
+   * The body as it streams; `headers` on it too, so a tap (tapSmallAnswer) can read both. `complete`: the node
+   * finished sending and the whole body waits in the stream's buffer (IncomingMessage has it; undici's body too).
+   */
+  body: Readable & { headers: IncomingHttpHeaders; readonly complete?: boolean };
 }
 
 export type FailurePhase = 'connect' | 'request' | 'client';

@@ -55,6 +55,8 @@ class Call implements Dispatcher.DispatchHandler {
   timedOut = false;
   connected = false;
   ended = false;
+  /** The answer arrived whole (onResponseEnd). */
+  complete = false;
   answer: AnswerBody | null = null;
   upload: RequestBody | null = null;
   timer: NodeJS.Timeout | undefined;
@@ -140,6 +142,7 @@ class Call implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true;
+    this.complete = true;
     this.answer?.push(null);
   }
 
@@ -166,6 +169,10 @@ class AnswerBody extends Readable {
     super();
     this.call = call;
     this.headers = headers;
+  }
+  /** The node finished sending: everything is in this stream's buffer or already read (same as IncomingMessage). */
+  get complete(): boolean {
+    return this.call.complete;
   }
   override _read(): void {
     this.call.controller?.resume();

@@ -51,7 +51,7 @@ function rawHeaders(raw: string[]): Record<string, string | string[]> {
 
 /**
  * A node that misbehaves on request, over the same mutual TLS as a real one. Paths (after /t/):
- * sink = read the body, answer its size and SHA-256; slow = never answer; reset-cl / reset-chunked = send the
+ * sink = read the body, answer its size and SHA-256; slow = never answer; nocontent = 204; reset-cl / reset-chunked = send the
  * head and 64 KiB of a 1 MiB answer, then reset the connection; download?bytes=N = N pseudo-random bytes;
  * anything else = answer the request-target and headers it got.
  */
@@ -94,6 +94,7 @@ async function startTestNode(): Promise<TestNode> {
       else req.once('end', fn);
     };
     if (what === 'slow') return; // reads the request, never answers
+    if (what === 'nocontent') return done(() => void res.writeHead(204, { 'x-answer': 'none' }).end());
     if (what === 'reset-cl' || what === 'reset-chunked') {
       res.writeHead(200, what === 'reset-cl' ? { 'content-type': 'application/octet-stream', 'content-length': String(MB) } : { 'content-type': 'application/octet-stream' });
       res.write(Buffer.alloc(64 * 1024, 7));
@@ -118,8 +119,15 @@ async function startTestNode(): Promise<TestNode> {
     }
     done(() => {
       const body = what === 'sink' ? { bytes: s.bytes, sha256: s.sha256 } : { url: s.url, headers: s.headers };
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'x-node-hop', 'x-node-hop': 'must-not-arrive', 'keep-alive': 'timeout=60' });
-      res.end(JSON.stringify(body));
+      const json = JSON.stringify(body);
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(json)),
+        connection: 'x-node-hop',
+        'x-node-hop': 'must-not-arrive',
+        'keep-alive': 'timeout=60',
+      });
+      res.end(json);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -465,6 +473,34 @@ export function transportContract(engine: Engine): void {
       for (const [name, v] of Object.entries(h)) expect(Array.isArray(v), name).toBe(false);
       expect(r.headers['x-node-hop']).toBeUndefined();
       expect(r.headers['keep-alive']).not.toBe('timeout=60'); // the node's; the edge sets its own
+    });
+
+    it('HEAD and 204: the head only, its headers intact, and the connection reusable after them', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const agent = new https.Agent({ ca: CA, keepAlive: true, maxSockets: 1 });
+      tracked.push({ close: () => agent.destroy() });
+      const one = (method: string, path: string) =>
+        new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+          const r = https.request(new URL(path, g.url), { method, agent, headers: { authorization: `Bearer ${access_token}` } }, (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          });
+          r.on('error', reject);
+          r.end();
+        });
+      const head = await one('HEAD', '/t/echo');
+      expect(head.status).toBe(200);
+      expect(head.body).toBe('');
+      expect(Number(head.headers['content-length'])).toBeGreaterThan(0);
+      const none = await one('DELETE', '/t/nocontent');
+      expect(none.status).toBe(204);
+      expect(none.headers['x-answer']).toBe('none');
+      const after = await one('GET', '/t/echo');
+      expect(JSON.parse(after.body).url).toBe('/t/echo');
+      expect(node.seen.map((s) => s.method)).toEqual(['HEAD', 'DELETE', 'GET']);
     });
 
     it('Expect: 100-continue is answered at the edge; the node gets the body without the header', async () => {
