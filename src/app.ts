@@ -351,7 +351,14 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   });
 
   app.get('/mlgate/ready', async (c) => {
-    const checks: Record<string, string> = { keys: 'ok', store: 'ok', revocation: view.isFresh(Date.now()) ? 'ok' : 'stale' };
+    const now = Date.now();
+    const checks: Record<string, string> = {
+      keys: 'ok',
+      store: 'ok',
+      revocation: view.isFresh(now) ? 'ok' : 'stale',
+      // At least one node that takes requests (healthy by the probes, not ejected).
+      nodes: upstream.status(now).some((n) => n.available) ? 'ok' : 'none_available',
+    };
     try {
       await store.ping();
     } catch {

@@ -372,3 +372,24 @@ describe('user revocation and a new login in the same second', () => {
     expect((await request(stack, 'GET', '/status', { token: after.access_token })).status).toBe(200);
   });
 });
+
+describe('readiness follows the nodes', () => {
+  it('answers 503 naming the nodes check when no node takes requests', async () => {
+    const s = await startStack({ config: { upstream: { healthCheck: { enabled: true, intervalMs: 100, timeoutMs: 500, unhealthyAfter: 1, healthyAfter: 1 } } } });
+    try {
+      expect((await request(s, 'GET', '/mlgate/ready')).status).toBe(200);
+      await s.node.close();
+      let r = await request(s, 'GET', '/mlgate/ready');
+      for (let i = 0; i < 50 && r.status === 200; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        r = await request(s, 'GET', '/mlgate/ready');
+      }
+      expect(r.status, JSON.stringify(s.gateway.upstream.status())).toBe(503);
+      expect(r.json()).toMatchObject({ status: 'not_ready', checks: { nodes: 'none_available', store: 'ok' } });
+      // /mlgate/health only says the process is up.
+      expect((await request(s, 'GET', '/mlgate/health')).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
