@@ -27,6 +27,8 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
     headersTimeout: s.headersTimeoutMs,
     keepAliveTimeout: s.keepAliveTimeoutMs,
     maxHeaderSize: s.maxHeaderBytes,
+    // Node checks the header and request timeouts only this often (default 30 s): slow clients must be cut on time.
+    connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(s.headersTimeoutMs / 4))),
   };
   const useTls = !s.allowPlainHttp;
   if (useTls && !s.tls) throw new Error('server.tls is required unless server.allowPlainHttp is true');

@@ -1,8 +1,9 @@
 // The ML Server wire contract through the real gateway, real example node and real mTLS.
 import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT, exportJWK } from 'jose';
-import { ADMIN_PASSWORD, expectErrorShape, loginAdmin, rawRequest, request, startStack, type Stack } from './setup.ts';
+import { ADMIN_PASSWORD, CA, expectErrorShape, loginAdmin, rawRequest, request, startStack, type Stack } from './setup.ts';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -387,6 +388,32 @@ describe('readiness follows the nodes', () => {
       expect(r.status, JSON.stringify(s.gateway.upstream.status())).toBe(503);
       expect(r.json()).toMatchObject({ status: 'not_ready', checks: { nodes: 'none_available', store: 'ok' } });
       // /mlgate/health only says the process is up.
+      expect((await request(s, 'GET', '/mlgate/health')).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('slow clients (slowloris)', () => {
+  it('cuts a client that sends its headers too slowly, and keeps serving others', async () => {
+    const s = await startStack({ config: { server: { headersTimeoutMs: 1000, requestTimeoutMs: 2000 } } });
+    try {
+      const socket = tls.connect({ host: '127.0.0.1', port: s.port, ca: CA, servername: 'localhost' });
+      await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+      const t0 = Date.now();
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d));
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.write('GET /status HTTP/1.1\r\nHost: localhost\r\n');
+      // One header line every 300 ms, never the blank line that ends them.
+      const drip = setInterval(() => socket.writable && socket.write(`X-Slow-${Date.now()}: 1\r\n`), 300);
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 8000))]);
+      clearInterval(drip);
+      const took = Date.now() - t0;
+      expect(socket.destroyed || socket.closed).toBe(true);
+      expect(took).toBeLessThan(4000);
+      if (answer) expect(answer).toMatch(/^HTTP\/1\.1 408/);
       expect((await request(s, 'GET', '/mlgate/health')).status).toBe(200);
     } finally {
       await s.close();
