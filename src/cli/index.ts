@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { importAppsettings } from './appsettings.ts';
+import { genCerts } from './gencerts.ts';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { hashPassword } from '../auth/index.ts';
 import { ConfigError, loadConfig, productionProblems } from '../config/index.ts';
@@ -16,6 +18,8 @@ const USAGE = `usage: mlgate <command>
   hash-password            read a password from stdin, print its argon2id hash (auth.admin.passwordHash)
   check-config <file>      validate a config file (+ MLGATE_* env) as startup would; exit 2 listing every problem
   gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)
+  gen-certs <dir> [--edge-hosts h1,h2] [--node-hosts h1,h2] [--days 397] [--force]
+                           a private CA + edge, node and gateway-client certificates (openssl)
   import-appsettings <appsettings.json>  print an mlgate config (YAML) made from an ML Server web node's settings
 ${ADMIN_USAGE}`;
 
@@ -56,6 +60,20 @@ async function main(argv: string[]): Promise<number> {
     case 'sessions':
     case 'owner':
       return adminCommand(command, argv.slice(1), process.env);
+    case 'gen-certs': {
+      if (!arg || arg.startsWith('--')) break;
+      const { values } = parseArgs({
+        args: argv.slice(2),
+        options: { 'edge-hosts': { type: 'string' }, 'node-hosts': { type: 'string' }, days: { type: 'string' }, force: { type: 'boolean' } },
+        strict: true,
+      });
+      const hosts = (v: string | undefined) => (v ?? 'localhost,127.0.0.1').split(',').map((h) => h.trim()).filter(Boolean);
+      const days = Number(values.days ?? 397);
+      if (!Number.isInteger(days) || days < 1 || days > 3650) break;
+      const made = genCerts({ dir: arg, edgeHosts: hosts(values['edge-hosts']), nodeHosts: hosts(values['node-hosts']), days, force: values.force === true });
+      process.stdout.write(`${made.join('\n')}\nkeys (mode 600) beside them; keep ca.key offline once the nodes' certificates are signed\n`);
+      return 0;
+    }
     case 'import-appsettings': {
       if (!arg) break;
       const { config, warnings } = importAppsettings(readFileSync(arg, 'utf8'));
