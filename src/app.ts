@@ -60,6 +60,8 @@ export interface Gateway {
   /** What an Owner can see and do: the admin API and the console both call it. */
   admin: AdminService;
   setMetricsText(read: () => Promise<string>): void;
+  /** The metrics text (every worker's in cluster mode), for the separate metrics port. */
+  readMetrics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -455,6 +457,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     routes,
     metrics,
     admin,
+    readMetrics: () => metricsText(),
     setMetricsText(read) {
       metricsText = read;
     },

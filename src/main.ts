@@ -13,7 +13,7 @@ import { hashPassword } from './auth/index.ts';
 import { ConfigError, loadConfig, productionProblems, type Config } from './config/index.ts';
 import { startExampleNode, type ExampleNode } from './example-node/index.ts';
 import { createLogger } from './observability/index.ts';
-import { listen } from './server.ts';
+import { listen, listenMetrics } from './server.ts';
 import { KeyRing } from './tokens/index.ts';
 
 // Node 24 runs a stack-walking deprecation check on every url.parse() called from node_modules until one
@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   });
   if (cluster.isWorker) gateway.setMetricsText(workerMetrics(gateway.metrics.registry));
   const running = await listen(gateway, log);
+  const metricsPort = await listenMetrics(gateway, log);
   log.info(
     { url: running.url, mode: config.mode, upstream: gateway.upstream.nodes.map((n) => n.url), identity: config.upstream.identity, store: gateway.store.kind },
     'mlgate listening',
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down: finishing in-flight requests');
-    await running.close(10_000);
+    await Promise.all([running.close(10_000), metricsPort?.close()]);
     await gateway.close();
     await devNode?.close();
     log.info('stopped');

@@ -131,3 +131,30 @@ function closeServer(server: http.Server, graceMs: number): Promise<void> {
     server.closeIdleConnections();
   });
 }
+
+/** The optional separate metrics port: plain HTTP, GET /mlgate/metrics only. */
+export function listenMetrics(gateway: Gateway, log: Logger): Promise<{ port: number; url: string; close(graceMs?: number): Promise<void> } | undefined> {
+  const m = gateway.config.metrics;
+  if (!m.enabled || m.port === undefined) return Promise.resolve(undefined);
+  const server = http.createServer({ headersTimeout: 5000, requestTimeout: 10_000 }, (req, res) => {
+    if (req.method !== 'GET' || req.url !== '/mlgate/metrics') {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'route_not_found', message: 'No such route.', requestId: 'none' }));
+      return;
+    }
+    gateway.readMetrics().then(
+      (text) => res.writeHead(200, { 'content-type': gateway.metrics.registry.contentType }).end(text),
+      (err: unknown) => {
+        log.warn({ err: String(err) }, 'metrics failed');
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'metrics_unavailable', message: 'Metrics are unavailable right now.', requestId: 'none' }));
+      },
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(m.port, m.host, () => {
+      const port = (server.address() as AddressInfo).port;
+      log.info({ port, host: m.host }, 'metrics listening');
+      resolve({ port, url: `http://${m.host}:${port}`, close: (graceMs = 1000) => closeServer(server, graceMs) });
+    });
+  });
+}

@@ -528,10 +528,12 @@ export const configSchema = z
         allowFrom: z
           .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR such as 10.0.0.0/8'))
           .default(['127.0.0.0/8', '::1/128'])
-          .describe('Client networks (CIDR) allowed to read the metrics; others get 403.'),
+          .describe('Client networks (CIDR) allowed to read the metrics on the main port; others get 403.'),
+        port: z.number().int().min(1).max(65535).optional().describe('Also serve GET /mlgate/metrics on this separate plain-HTTP port (for a scraper on a private network); absent = main port only.'),
+        host: z.string().default('127.0.0.1').describe('Address of the separate metrics port.'),
       })
       .strict()
-      .default({ enabled: true, allowFrom: ['127.0.0.0/8', '::1/128'] }),
+      .default({ enabled: true, allowFrom: ['127.0.0.0/8', '::1/128'], host: '127.0.0.1' }),
     console: z
       .object({
         enabled: z.boolean().default(true).describe('Serve the admin console at /mlgate/console: Owners only, HTTPS at the browser (its cookie is Secure).'),

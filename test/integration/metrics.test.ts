@@ -1,5 +1,8 @@
 // Prometheus metrics through the real gateway.
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/observability/index.ts';
+import { listenMetrics } from '../../src/server.ts';
 import { loginAdmin, request, startStack, type Stack } from './setup.ts';
 
 let stack: Stack;
@@ -43,5 +46,36 @@ describe('GET /mlgate/metrics', () => {
     const r = await request(closed, 'GET', '/mlgate/metrics');
     expect(r.status).toBe(403);
     expect(r.json().error).toBe('forbidden');
+  });
+});
+
+describe('the separate metrics port (metrics.port)', () => {
+  it('serves GET /mlgate/metrics over plain HTTP on its own port, and nothing else', async () => {
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const s = await startStack({ config: { metrics: { port } } });
+    const m = await listenMetrics(s.gateway, createLogger('silent'));
+    try {
+      expect(m?.port).toBe(port);
+      const get = (path: string) =>
+        new Promise<{ status: number; text: string }>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          }).on('error', reject);
+        });
+      const ok = await get('/mlgate/metrics');
+      expect(ok.status).toBe(200);
+      expect(ok.text).toContain('mlgate_http_requests_total');
+      const other = await get('/status');
+      expect(other.status).toBe(404);
+      expect(JSON.parse(other.text).error).toBe('route_not_found');
+    } finally {
+      await m?.close();
+      await s.close();
+    }
   });
 });
