@@ -7,6 +7,7 @@
 // request (it destroys a body stream on every error path, which would cut the client before its 502/413).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { BadGateway, GatewayTimeout, PayloadTooLarge } from '../errors.ts';
 import { forwardedHeaderList } from './headers.ts';
@@ -256,6 +257,7 @@ export class UndiciTransport implements Transport {
   // Keyed by the node object itself (the pool's, stable): no key string built per request.
   private readonly routes = new WeakMap<NodeTarget, Route>();
   private readonly pools = new Map<string, Pool>();
+  private secureContext: tls.SecureContext | undefined;
 
   constructor(opts: TransportOptions) {
     this.opts = opts;
@@ -277,12 +279,11 @@ export class UndiciTransport implements Transport {
         headersTimeout: o.responseTimeoutMs,
         bodyTimeout: o.responseTimeoutMs,
         connect: {
-          ca: o.ca,
-          cert: o.cert,
-          key: o.key,
+          // One TLS context (client certificate, key, node CA, TLS 1.2+) for every connection of every pool,
+          // instead of one built per new connection; the node's certificate is still checked (CA and servername).
+          secureContext: (this.secureContext ??= tls.createSecureContext({ ca: o.ca, cert: o.cert, key: o.key, minVersion: 'TLSv1.2' })),
           servername,
           rejectUnauthorized: true,
-          minVersion: 'TLSv1.2',
           timeout: o.connectTimeoutMs,
         },
       });

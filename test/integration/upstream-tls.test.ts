@@ -66,16 +66,17 @@ async function gw(upstream: Record<string, unknown>, extra: Record<string, unkno
   return g;
 }
 
-describe('node certificates the gateway refuses: 502 with a clear body, the reason in the log', () => {
+// Both engines: each sets up its own TLS to the nodes (one prebuilt context, CA and name checked).
+describe.each(['hpm', 'undici'] as const)('node certificates the gateway refuses (engine %s): 502 with a clear body, the reason in the log', (engine) => {
   it.each([
-    ['signed by another CA', () => leaf('wrong-ca', { cn: 'localhost', san: 'DNS:localhost,IP:127.0.0.1', ca: otherCa }), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/],
-    ['for another name', () => leaf('wrong-name', { cn: 'other.example', san: 'DNS:other.example' }), /ERR_TLS_CERT_ALTNAME_INVALID|does not match/],
-    ['expired', () => leaf('expired', { cn: 'localhost', san: 'DNS:localhost,IP:127.0.0.1', dates: ['20200101000000Z', '20200102000000Z'] }), /CERT_HAS_EXPIRED|expired/],
+    ['signed by another CA', () => leaf(`wrong-ca-${engine}`, { cn: 'localhost', san: 'DNS:localhost,IP:127.0.0.1', ca: otherCa }), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify/],
+    ['for another name', () => leaf(`wrong-name-${engine}`, { cn: 'other.example', san: 'DNS:other.example' }), /ERR_TLS_CERT_ALTNAME_INVALID|does not match/],
+    ['expired', () => leaf(`expired-${engine}`, { cn: 'localhost', san: 'DNS:localhost,IP:127.0.0.1', dates: ['20200101000000Z', '20200102000000Z'] }), /CERT_HAS_EXPIRED|expired/],
   ])('a node certificate %s', async (_what, make, reason) => {
     const files = make();
     const node = await startNode({ cert: readFileSync(files.crt), key: readFileSync(files.key) });
     tracked.push(node);
-    const g = await gw({ url: node.url });
+    const g = await gw({ url: node.url }, { proxy: { engine } });
     const { access_token } = await loginAdmin(g);
     const r = await request(g, 'GET', '/status', { token: access_token });
     expectErrorShape(r, 502, 'bad_gateway');
