@@ -342,6 +342,7 @@ export function transportContract(engine: Engine): void {
       const { access_token } = await loginAdmin(g);
       const t0 = Date.now();
       expectErrorShape(await request(g, 'GET', '/t/slow', { token: access_token }), 504, 'upstream_timeout');
+      // hpm: ~300 ms; undici's parser timers tick every ~0.5 s, so ~1 s there (responseTimeoutMs is 120 s by default).
       expect(Date.now() - t0).toBeLessThan(3000);
       await waitFor('the node request to close', () => node.seen[0]!.closed, 5000);
     });
