@@ -5,11 +5,12 @@
 // Env: DUR=10 (s per run) WARM=2 RUNS=3 for nginx-proxy and mlgate; ANCHOR_DUR=5 ANCHOR_RUNS=3 for direct, caddy
 // and the floor (anchors, kept short so the whole run stays under ~7 minutes); CONNS=64; PIN=1 (wrk+upstream on
 // CPU0, server under test on CPU1); QUICK=1 (DUR=3 RUNS=1, anchors too); ONLY=a,b (targets: direct, nginx, caddy,
-// floor, mlgate-hpm, mlgate-undici; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each mlgate run,
-// summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
+// floor, mlgate-hpm, mlgate-undici, cluster; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each
+// mlgate run, summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '../src/auth/index.ts';
@@ -26,7 +27,7 @@ const CONNS = Number(process.env.CONNS ?? 64);
 const PIN = process.env.PIN !== '0';
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-'));
-const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448 };
+const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448, redis: 29449 };
 const ENGINES = ['hpm', 'undici'] as const;
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -80,6 +81,19 @@ function req(port: number, method: string, path: string, body?: string, headers:
     r.on('error', reject);
     r.end(body);
   });
+}
+
+async function waitTcp(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(true));
+      s.on('error', () => resolve(false));
+      s.on('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} did not come up (logs in ${TMP})`);
 }
 
 async function waitUp(port: number, path = '/'): Promise<void> {
@@ -139,12 +153,12 @@ function toMs(s: string): number {
 
 interface Run { rps: number; p50: number; p99: number; non2xx: number; errors: string; cpuUsPerReq: number; rss: number }
 
-function wrk(port: number, path: string, seconds: number, opts: { token?: string; script?: string; conns?: number } = {}): Omit<Run, 'cpuUsPerReq' | 'rss'> {
+function wrk(port: number, path: string, seconds: number, opts: { token?: string; script?: string; conns?: number; pin?: boolean } = {}): Omit<Run, 'cpuUsPerReq' | 'rss'> {
   const args = ['-t1', `-c${opts.conns ?? CONNS}`, `-d${seconds}s`, '--latency'];
   if (opts.token) args.push('-H', `Authorization: Bearer ${opts.token}`);
   if (opts.script) args.push('-s', opts.script);
   args.push(`https://127.0.0.1:${port}${path}`);
-  const [c, a] = cpu(0, 'wrk', args);
+  const [c, a] = cpu(opts.pin === false ? undefined : 0, 'wrk', args);
   const out = execFileSync(c, a, { encoding: 'utf8', maxBuffer: 1 << 24 });
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
   return {
@@ -156,7 +170,7 @@ function wrk(port: number, path: string, seconds: number, opts: { token?: string
   };
 }
 
-function measure(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; runs?: number } = {}): Run {
+function measure(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; runs?: number; pin?: boolean } = {}): Run {
   wrk(port, path, WARM, opts);
   const runs: Run[] = [];
   for (let i = 0; i < (opts.runs ?? RUNS); i++) {
@@ -252,13 +266,15 @@ https://127.0.0.1:${PORT.caddy} {
 
   writeFileSync(join(TMP, 'signing.pem'), await generatePrivateKeyPem('ES256'));
   const passwordHash = await hashPassword(ADMIN_PASSWORD);
-  const mlgateConf = (engine: (typeof ENGINES)[number]): string => {
-    const file = join(TMP, `mlgate-${engine}.json`);
+  /** workers: cluster mode on the Redis store (absent: one process, memory store). */
+  const mlgateConf = (engine: (typeof ENGINES)[number], workers?: number): string => {
+    const file = join(TMP, `mlgate-${engine}${workers ? `-w${workers}` : ''}.json`);
     writeFileSync(
       file,
       JSON.stringify({
         mode: 'production',
-        server: { host: '127.0.0.1', port: PORT.mlgate, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+        server: { host: '127.0.0.1', port: PORT.mlgate, workers: workers ?? 1, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+        ...(workers ? { store: { kind: 'redis', redis: { url: `redis://127.0.0.1:${PORT.redis}` } } } : {}),
         auth: { providers: ['admin'], admin: { enabled: true, passwordHash } },
         tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'signing.pem') }] },
         upstream: {
@@ -367,6 +383,30 @@ https://127.0.0.1:${PORT.caddy} {
     }
     await stop(gw);
   }
+
+  // Cluster mode (server.workers): 1 and 2 workers of the default engine, both on the Redis store (cluster mode needs
+  // it), workers and wrk not pinned: the workers need both cores, which they share with wrk and the upstream.
+  const clusterRuns = new Map<number, Run>();
+  if (want('cluster')) {
+    need('redis-server', 'redis-server');
+    const redis = start('redis', 'redis-server', ['--port', String(PORT.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP]);
+    await waitTcp(PORT.redis);
+    for (const workers of [1, 2]) {
+      const label = `mlgate-hpm x${workers} (Redis, unpinned)`;
+      const gw = start(`mlgate-cluster-${workers}`, node, [...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf('hpm', workers)]);
+      await waitUp(PORT.mlgate, '/mlgate/health');
+      const login = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+      if (login.status !== 200) throw new Error(`${label} login failed: ${login.status} ${login.text}`);
+      const token = JSON.parse(login.text).access_token as string;
+      await sanity(label, PORT.mlgate, { authorization: `Bearer ${token}` });
+      log(`${label}`);
+      const run = measure(`${label} GET`, gw.pid!, PORT.mlgate, GET_PATH, { token, pin: false, ...ANCHOR });
+      clusterRuns.set(workers, run);
+      rows.push({ label, what: 'GET', run });
+      await stop(gw);
+    }
+    await stop(redis);
+  }
   await stop(up);
 
   if (only) {
@@ -411,7 +451,9 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push('');
   lines.push(`- POST /login (admin, argon2id, 8 connections): ${loginRun!.rps.toFixed(0)}/s, p99 ${loginRun!.p99.toFixed(1)} ms`);
   lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains): ${refresh!.perSecond.toFixed(0)}/s, ${refresh!.failures} failures`);
-  lines.push('- Cluster mode, Redis refresh rate, revocation propagation: not measured here yet.');
+  const [w1, w2] = [clusterRuns.get(1)!, clusterRuns.get(2)!];
+  lines.push(`- cluster: 2 workers / 1 worker = ${(w2.rps / w1.rps).toFixed(2)} req/s (target >= 1.5; hpm, Redis store, GET, workers and wrk not pinned, on 2 cores shared with wrk and the upstream)`);
+  lines.push('- Redis refresh rate, revocation propagation: not measured here yet.');
   lines.push('');
   lines.push('Token verification cost (in process, one core):');
   lines.push('');
