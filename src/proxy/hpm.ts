@@ -19,19 +19,74 @@ import {
   type TransportOptions,
 } from './transport.ts';
 
-interface Attempt {
-  node: NodeTarget;
-  ex: Exchange;
+// The attempt in progress hangs on the client request and response (and the node request) under this symbol, and
+// the listeners below are module-level functions: nothing is allocated per request but the attempt itself.
+const kAttempt = Symbol('mlgate.hpmAttempt');
+type Tagged<T> = T & { [kAttempt]?: Attempt | undefined };
+
+/** One attempt to one node, and the promise the pool waits on. */
+class Attempt {
+  readonly node: NodeTarget;
   /** Path the node must receive (node base path + authorized target). */
-  path: string;
-  settled: boolean;
-  answered: boolean;
+  readonly path: string;
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  settled = false;
+  answered = false;
   /** TLS is up (new connection) or a kept-alive socket was reused. */
-  connected: boolean;
-  timedOut: boolean;
+  connected = false;
+  timedOut = false;
   proxyReq: ClientRequest | undefined;
-  connectedNow: () => void;
-  finish: (answer: NodeAnswer | AttemptFailure) => void;
+  timer: NodeJS.Timeout | undefined;
+  resolve!: (answer: NodeAnswer) => void;
+  reject!: (failure: AttemptFailure) => void;
+
+  constructor(node: NodeTarget, path: string, opts: TransportOptions) {
+    this.node = node;
+    this.path = path;
+    this.connectTimeoutMs = opts.connectTimeoutMs;
+    this.responseTimeoutMs = opts.responseTimeoutMs;
+  }
+
+  connectedNow(): void {
+    this.connected = true;
+    clearTimeout(this.timer);
+  }
+
+  finish(outcome: NodeAnswer | AttemptFailure): void {
+    if (this.settled) return;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (outcome instanceof AttemptFailure) this.reject(outcome);
+    else this.resolve(outcome);
+  }
+}
+
+/** Covers waiting for a pooled socket and the TCP + TLS handshake. */
+function onConnectTimeout(a: Attempt): void {
+  if (a.connected || a.settled) return;
+  a.timedOut = true;
+  a.proxyReq?.destroy();
+  a.finish(new AttemptFailure(new GatewayTimeout(`no TLS connection to ${a.node.url} within ${a.connectTimeoutMs} ms`), 'connect'));
+}
+
+/** The client went away: stop the node request too (http-proxy misses this on current Node, PITFALLS 8). */
+function onClientClose(this: Tagged<ServerResponse>): void {
+  const a = this[kAttempt];
+  if (!a) return;
+  if (!a.settled) {
+    a.proxyReq?.destroy();
+    a.finish(new AttemptFailure(new BadGateway('the client closed the connection'), 'client'));
+  } else if (!this.writableFinished) {
+    a.proxyReq?.destroy();
+  }
+}
+
+/** Idle timeout while waiting for or streaming the answer. */
+function onNodeSilent(this: Tagged<ClientRequest>): void {
+  const a = this[kAttempt];
+  if (a) a.timedOut = true;
+  this.destroy(Object.assign(new Error(`the node sent nothing for ${a?.responseTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
 }
 
 interface Route {
@@ -50,7 +105,6 @@ export class HpmTransport implements Transport {
   private readonly agents = new Map<string, https.Agent>();
   /** One TLS context (client certificate, key, node CA) for every agent, built once. */
   private secureContext: tls.SecureContext | undefined;
-  private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
   private readonly counted = new WeakSet<IncomingMessage>();
 
   constructor(opts: TransportOptions) {
@@ -108,7 +162,7 @@ export class HpmTransport implements Transport {
   }
 
   private readonly events: Plugin<IncomingMessage, ServerResponse> = (proxy) => {
-    proxy.on('proxyReq', (proxyReq, req, res) => this.onProxyReq(proxyReq, req, res));
+    proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req));
     proxy.on('proxyRes', (proxyRes, req) => this.onProxyRes(proxyRes, req));
     proxy.on('error', (err, req, res) => this.onError(err as NodeJS.ErrnoException, req, res as ServerResponse));
   };
@@ -120,51 +174,27 @@ export class HpmTransport implements Transport {
     // chunk, before any hook runs: the headers are made right here, on the client request itself.
     stripRequestHeaders(req.headers, ex.dropAuthorization);
     Object.assign(req.headers, ex.headers);
-    return new Promise<NodeAnswer>((resolve, reject) => {
-      // Covers waiting for a pooled socket and the TCP + TLS handshake.
-      const connectTimer = setTimeout(() => {
-        a.timedOut = true;
-        a.proxyReq?.destroy();
-        a.finish(new AttemptFailure(new GatewayTimeout(`no TLS connection to ${node.url} within ${this.opts.connectTimeoutMs} ms`), 'connect'));
-      }, this.opts.connectTimeoutMs);
-      const onClientClose = (): void => {
-        a.proxyReq?.destroy();
-        a.finish(new AttemptFailure(new BadGateway('the client closed the connection'), 'client'));
-      };
-      const a: Attempt = {
-        node,
-        ex,
-        path: route.basePath + ex.target,
-        settled: false,
-        answered: false,
-        connected: false,
-        timedOut: false,
-        proxyReq: undefined,
-        connectedNow: () => {
-          a.connected = true;
-          clearTimeout(connectTimer);
-        },
-        finish: (outcome) => {
-          if (a.settled) return;
-          a.settled = true;
-          clearTimeout(connectTimer);
-          res.off('close', onClientClose);
-          if (outcome instanceof AttemptFailure) reject(outcome);
-          else resolve(outcome);
-        },
-      };
-      this.attempts.set(req, a);
-      res.once('close', onClientClose);
-      // http-proxy-middleware calls next only when it cannot proxy (router/path errors); never leave it hanging.
-      void route.middleware(req, res, (err?: unknown) => {
-        a.finish(new AttemptFailure(new BadGateway(err ? `proxy: ${String(err)}` : 'proxy declined the request'), 'connect'));
-      });
+    const a = new Attempt(node, route.basePath + ex.target, this.opts);
+    const promise = new Promise<NodeAnswer>((resolve, reject) => {
+      a.resolve = resolve;
+      a.reject = reject;
     });
+    a.timer = setTimeout(onConnectTimeout, this.opts.connectTimeoutMs, a);
+    (req as Tagged<IncomingMessage>)[kAttempt] = a;
+    const r = res as Tagged<ServerResponse>;
+    // One listener for the whole exchange, also across retries (the latest attempt is the one on res).
+    if (r[kAttempt] === undefined) res.once('close', onClientClose);
+    r[kAttempt] = a;
+    // http-proxy-middleware calls next only when it cannot proxy (router/path errors); never leave it hanging.
+    void route.middleware(req, res, (err?: unknown) => {
+      a.finish(new AttemptFailure(new BadGateway(err ? `proxy: ${String(err)}` : 'proxy declined the request'), 'connect'));
+    });
+    return promise;
   }
 
   /** Bodies sent without Content-Length are counted as they stream (a declared length is checked before). */
   private countChunkedBody(req: IncomingMessage): void {
-    if (this.counted.has(req) || req.headers['transfer-encoding'] === undefined) return;
+    if (req.headers['transfer-encoding'] === undefined || this.counted.has(req)) return;
     this.counted.add(req);
     const limit = this.opts.bodyLimitBytes;
     let seen = 0;
@@ -172,7 +202,7 @@ export class HpmTransport implements Transport {
       seen += chunk.length;
       if (seen <= limit) return;
       req.off('data', onData);
-      const a = this.attempts.get(req);
+      const a = (req as Tagged<IncomingMessage>)[kAttempt];
       if (!a) return;
       req.unpipe();
       a.proxyReq?.destroy();
@@ -183,8 +213,8 @@ export class HpmTransport implements Transport {
     req.pause();
   }
 
-  private onProxyReq(proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse): void {
-    const a = this.attempts.get(req);
+  private onProxyReq(proxyReq: Tagged<ClientRequest>, req: Tagged<IncomingMessage>): void {
+    const a = req[kAttempt];
     if (!a || a.settled) {
       proxyReq.destroy();
       return;
@@ -196,25 +226,18 @@ export class HpmTransport implements Transport {
       return;
     }
     a.proxyReq = proxyReq;
+    proxyReq[kAttempt] = a;
 
     // http-proxy emits proxyReq on 'socket': a reused socket is connected, a new one still shakes hands.
     const socket = proxyReq.socket as TLSSocket | null;
     if (proxyReq.reusedSocket || !socket) a.connectedNow();
     else socket.once('secureConnect', () => a.connectedNow());
 
-    // Idle timeout while waiting for or streaming the answer.
-    proxyReq.setTimeout(this.opts.responseTimeoutMs, () => {
-      a.timedOut = true;
-      proxyReq.destroy(Object.assign(new Error(`the node sent nothing for ${this.opts.responseTimeoutMs} ms`), { code: 'ETIMEDOUT' }));
-    });
-    // The client went away: stop the node request too (http-proxy misses this on current Node, PITFALLS 8).
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
-    });
+    proxyReq.setTimeout(this.opts.responseTimeoutMs, onNodeSilent);
   }
 
-  private onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage): void {
-    const a = this.attempts.get(req);
+  private onProxyRes(proxyRes: IncomingMessage, req: Tagged<IncomingMessage>): void {
+    const a = req[kAttempt];
     if (!a || a.settled) {
       proxyRes.resume();
       return;
@@ -224,8 +247,8 @@ export class HpmTransport implements Transport {
     a.finish({ status: proxyRes.statusCode ?? 502, statusMessage: proxyRes.statusMessage, headers: proxyRes.headers, body: proxyRes });
   }
 
-  private onError(err: NodeJS.ErrnoException, req: IncomingMessage, res: ServerResponse): void {
-    const a = this.attempts.get(req);
+  private onError(err: NodeJS.ErrnoException, req: Tagged<IncomingMessage>, res: ServerResponse): void {
+    const a = req[kAttempt];
     if (!a) return;
     if (a.settled) {
       // The answer is being delivered: all that can be done is cutting the client connection.
