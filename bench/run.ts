@@ -73,7 +73,8 @@ async function stop(child: ChildProcess): Promise<void> {
 
 function req(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false }, (res) => {
+    // agent: false: a kept-alive socket idle past the server's keep-alive timeout would race its close (socket hang up).
+    const r = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
