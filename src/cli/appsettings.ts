@@ -51,14 +51,23 @@ export function expandRange(range: string): string[] {
   return out;
 }
 
-export function importAppsettings(text: string): ImportResult {
+export interface ImportOptions {
+  /** Where the files the config names will live: <dir>/tls, <dir>/keys, <dir>/secrets (default /etc/mlgate). */
+  dir?: string;
+}
+
+export function importAppsettings(text: string, opts: ImportOptions = {}): ImportResult {
+  const dir = (opts.dir ?? '/etc/mlgate').replace(/\/+$/, '');
   const errors: ParseError[] = [];
   const root = parse(text, errors, { allowTrailingComma: true, disallowComments: false });
-  if (errors.length > 0 || !isObj(root)) {
+  if (!isObj(root) || Object.keys(root).length === 0) {
     const first = errors[0];
     throw new Error(first ? `not valid JSON at offset ${first.offset}: ${printParseErrorCode(first.error)}` : 'the top level must be an object');
   }
-  const warnings: string[] = [];
+  const warnings: string[] = errors.map(
+    // The documentation's own samples miss commas; read what can be read and say where the file is broken.
+    (e) => `appsettings is not valid JSON at offset ${e.offset} (${printParseErrorCode(e.error)}): read as far as possible, check the result`,
+  );
   const providers: string[] = [];
   const auth: Obj = {};
   const config: Obj = { mode: 'production', auth };
@@ -119,10 +128,10 @@ export function importAppsettings(text: string): ImportResult {
 
   providers.push('admin');
   auth.providers = providers;
-  auth.admin = { enabled: providers.length === 1, passwordHashFile: '/run/secrets/mlgate-admin-hash' };
-  warnings.push('auth.admin: make the hash with `mlgate hash-password` into /run/secrets/mlgate-admin-hash (or disable the account)');
+  auth.admin = { enabled: providers.length === 1, passwordHashFile: `${dir}/secrets/admin-hash` };
+  warnings.push(`auth.admin: make the hash with \`mlgate hash-password\` into ${dir}/secrets/admin-hash (or disable the account)`);
 
-  const server: Obj = { tls: { certFile: '/etc/mlgate/tls/edge.crt', keyFile: '/etc/mlgate/tls/edge.key' } };
+  const server: Obj = { tls: { certFile: `${dir}/tls/edge.crt`, keyFile: `${dir}/tls/edge.key` } };
   const port = int(get(root, 'Kestrel', 'Port'));
   if (port) server.port = port;
   if (isObj(get(root, 'Kestrel', 'HttpsCertificate'))) {
@@ -141,10 +150,11 @@ export function importAppsettings(text: string): ImportResult {
     }
     return u;
   });
+  // The names `mlgate gen-certs <dir>/tls` writes; with your own PKI, point these at your files.
   const upstream: Obj = {
-    caFile: '/etc/mlgate/tls/nodes-ca.crt',
-    clientCertFile: '/etc/mlgate/tls/gateway-client.crt',
-    clientKeyFile: '/etc/mlgate/tls/gateway-client.key',
+    caFile: `${dir}/tls/ca.crt`,
+    clientCertFile: `${dir}/tls/gateway-client.crt`,
+    clientKeyFile: `${dir}/tls/gateway-client.key`,
   };
   if (nodes.length === 1) upstream.url = nodes[0];
   else if (nodes.length > 1) upstream.nodes = nodes.map((url) => ({ url }));
@@ -160,6 +170,7 @@ export function importAppsettings(text: string): ImportResult {
   if (bool(get(root, 'Authentication', 'JWTSigningCertificate', 'Enabled'))) {
     warnings.push('JWTSigningCertificate is not carried over: mlgate signs with its own keys (`mlgate gen-key` into tokens.signingKeys)');
   }
-  config.tokens = { signingKeys: [{ kid: 'key-1', privateKeyFile: '/etc/mlgate/keys/key-1.pem' }] };
+  config.tokens = { signingKeys: [{ kid: 'key-1', privateKeyFile: `${dir}/keys/key-1.pem` }] };
+  warnings.push(`tokens.signingKeys: \`mlgate gen-key ES256 > ${dir}/keys/key-1.pem\`; certificates: \`mlgate gen-certs ${dir}/tls\` or your own PKI`);
   return { config, warnings };
 }

@@ -20,7 +20,8 @@ const USAGE = `usage: mlgate <command>
   gen-key [ES256|RS256|EdDSA]  print a new PKCS#8 PEM signing key (tokens.signingKeys[].privateKeyFile)
   gen-certs <dir> [--edge-hosts h1,h2] [--node-hosts h1,h2] [--days 397] [--force]
                            a private CA + edge, node and gateway-client certificates (openssl)
-  import-appsettings <appsettings.json>  print an mlgate config (YAML) made from an ML Server web node's settings
+  import-appsettings <appsettings.json> [--dir /etc/mlgate]
+                           print an mlgate config (YAML) made from an ML Server web node's settings
 ${ADMIN_USAGE}`;
 
 async function readStdin(): Promise<string> {
@@ -76,7 +77,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'import-appsettings': {
       if (!arg) break;
-      const { config, warnings } = importAppsettings(readFileSync(arg, 'utf8'));
+      const { values } = parseArgs({ args: argv.slice(2), options: { dir: { type: 'string' } }, strict: true });
+      const { config, warnings } = importAppsettings(readFileSync(arg, 'utf8'), { ...(values.dir ? { dir: values.dir } : {}) });
       const header = [`# mlgate config imported from ${arg} by mlgate import-appsettings`, ...warnings.map((w) => `# TODO: ${w}`)];
       process.stdout.write(`${header.join('\n')}\n${stringifyYaml(config)}`);
       for (const w of warnings) process.stderr.write(`mlgate: ${w}\n`);

@@ -1,6 +1,6 @@
 // mlgate import-appsettings: an ML Server web node's appsettings.json becomes a valid mlgate config.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -96,4 +96,46 @@ describe('import-appsettings', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("import-appsettings on Microsoft's own samples", () => {
+  const docs = join(import.meta.dirname, '../../../shared/reference/ml-server-docs');
+  const fence = (file: string, startsWith: string): string => {
+    const text = readFileSync(join(docs, file), 'utf8');
+    const blocks = [...text.matchAll(/```[^\n]*\n([\s\S]*?)```/g)].map((m) => m[1]!.trim());
+    const block = blocks.find((b) => b.startsWith(startsWith));
+    if (!block) throw new Error(`no sample starting with ${startsWith} in ${file}`);
+    return block;
+  };
+
+  it.skipIf(!existsSync(join(import.meta.dirname, '../../../shared/reference/ml-server-docs')))(
+    'turns the LDAP sample of configure-authentication.md and the roles sample of configure-roles.md into a config check-config accepts',
+    () => {
+      // The samples are fragments (and miss commas, as printed): put them where appsettings.json has them.
+      const appsettings = `{ "Authentication": { ${fence('configure-authentication.md', '"LDAP": {')} }, ${fence('configure-roles.md', '"Authorization": {')} }`;
+      const dir = mkdtempSync(join(tmpdir(), 'mlgate-import-'));
+      try {
+        const file = join(dir, 'appsettings.json');
+        writeFileSync(file, appsettings);
+        const node = join(import.meta.dirname, '../../node_modules/.bin/node');
+        const cli = join(import.meta.dirname, '../../src/cli/index.ts');
+        const run = (args: string[], input?: string) => execFileSync(node, [cli, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'] });
+        const yaml = run(['import-appsettings', file, '--dir', dir]);
+        const config = parseYaml(yaml);
+        expect(config.auth.ldap).toMatchObject({ useLDAPS: true, searchFilter: 'cn={0}', queryUserDn: 'CN=deployradmin,CN=DeployR,DC=TEST,DC=COM' });
+        expect(config.auth.roles).toEqual({ Owner: ['Administrators'], Contributor: ['RProgrammers', 'Quality'], Reader: ['App developers'] });
+        expect(yaml).toContain('# TODO: appsettings is not valid JSON');
+        // Make the files it names, the way the README says, then check-config accepts it.
+        run(['gen-certs', join(dir, 'tls')]);
+        mkdirSync(join(dir, 'keys'));
+        writeFileSync(join(dir, 'keys/key-1.pem'), run(['gen-key', 'ES256']));
+        mkdirSync(join(dir, 'secrets'));
+        writeFileSync(join(dir, 'secrets/admin-hash'), run(['hash-password'], 'a-new-admin-password'));
+        writeFileSync(join(dir, 'mlgate.yaml'), yaml);
+        expect(run(['check-config', join(dir, 'mlgate.yaml')])).toContain('ok (mode production)');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
