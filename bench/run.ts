@@ -454,7 +454,7 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains): ${refresh!.perSecond.toFixed(0)}/s, ${refresh!.failures} failures`);
   const [w1, w2] = [clusterRuns.get(1)!, clusterRuns.get(2)!];
   lines.push(`- cluster: 2 workers / 1 worker = ${(w2.rps / w1.rps).toFixed(2)} req/s (target >= 1.5; hpm, Redis store, GET, workers and wrk not pinned, on 2 cores shared with wrk and the upstream)`);
-  lines.push('- Redis refresh rate, revocation propagation: not measured here yet.');
+  lines.push('- Redis refresh rate, Redis commands per proxied request and revocation propagation: `npm run bench:redis`, bench/RESULTS-redis.md.');
   lines.push('');
   lines.push('Token verification cost (in process, one core):');
   lines.push('');
