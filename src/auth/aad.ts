@@ -23,7 +23,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import { DirectoryUnavailable, Forbidden, InvalidCredentials, InvalidRefreshToken, InvalidToken } from '../errors.ts';
-import { AzureHttp, Unreachable, type HttpAnswer } from './aad-http.ts';
+import { AzureHttp, type HttpAnswer } from './aad-http.ts';
 import type { CredentialProvider, Identity } from './types.ts';
 
 export const AAD_PROVIDER = 'aad';
