@@ -1,3 +1,3 @@
 export { configSchema, type Config, type ConfigInput } from './schema.ts';
-export { loadConfig, ConfigError, type LoadOptions } from './load.ts';
+export { loadConfig, ConfigError, deepMerge, type LoadOptions, type JsonObject } from './load.ts';
 export { productionProblems } from './production.ts';

@@ -14,7 +14,7 @@ export class ConfigError extends Error {
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-type JsonObject = { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
 
 const ENV_PREFIX = 'MLGATE_';
 // Short names for the overrides people reach for most.
@@ -132,7 +132,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   return result.data;
 }
 
-function deepMerge(a: JsonObject, b: JsonObject): JsonObject {
+/** Objects merge key by key; anything else (lists included) in b replaces a's. */
+export function deepMerge(a: JsonObject, b: JsonObject): JsonObject {
   const out: JsonObject = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const prev = out[k];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { jwtVerify } from 'jose';
 import { createGateway, type Gateway } from '../../src/app.ts';
 import { hashPassword, type CredentialProvider } from '../../src/auth/index.ts';
-import { loadConfig } from '../../src/config/index.ts';
+import { deepMerge, loadConfig, type JsonObject } from '../../src/config/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { listen, type RunningServer } from '../../src/server.ts';
@@ -45,17 +45,7 @@ export interface StackOptions {
   keys?: KeyRing;
 }
 
-function merge(a: Json, b: Json): Json {
-  const out: Json = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
-        ? merge(prev as Json, v as Json)
-        : v;
-  }
-  return out;
-}
+const merge = (a: Json, b: Json): Json => deepMerge(a as JsonObject, b as JsonObject) as Json;
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   adminHash ??= hashPassword(ADMIN_PASSWORD);

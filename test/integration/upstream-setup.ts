@@ -4,7 +4,7 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { createGateway, type Gateway } from '../../src/app.ts';
 import { hashPassword } from '../../src/auth/index.ts';
-import { loadConfig } from '../../src/config/index.ts';
+import { deepMerge, loadConfig, type JsonObject } from '../../src/config/index.ts';
 import { startExampleNode, type ExampleNode, type ExampleNodeOptions } from '../../src/example-node/index.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { listen, type RunningServer } from '../../src/server.ts';
@@ -30,17 +30,7 @@ export interface Gw {
   close(): Promise<void>;
 }
 
-function merge(a: Json, b: Json): Json {
-  const out: Json = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    const prev = out[k];
-    out[k] =
-      v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
-        ? merge(prev as Json, v as Json)
-        : v;
-  }
-  return out;
-}
+const merge = (a: Json, b: Json): Json => deepMerge(a as JsonObject, b as JsonObject) as Json;
 
 /** A gateway whose upstream is `upstream` (url or nodes, plus any upstream keys); health probes off unless given. */
 export async function startGateway(upstream: Json, extra: Json = {}, env: Record<string, string> = {}): Promise<Gw> {
