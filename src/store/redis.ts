@@ -563,7 +563,8 @@ interface ClientKind {
 
 function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, kind: ClientKind): Client {
   const connectTimeout = opts.connectTimeoutMs ?? 2_000;
-  const common: RedisOptions = {
+  // What every connection needs, one server or each node of a Cluster alike.
+  const connection: RedisOptions = {
     username: opts.username,
     password: opts.password,
     tls: opts.tls,
@@ -575,6 +576,9 @@ function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, ki
     protocol: 2,
     disableClientInfo: true,
     connectionName: kind.subscriber ? 'mlgate-feed' : 'mlgate',
+  };
+  const common: RedisOptions = {
+    ...connection,
     lazyConnect: kind.lazyConnect,
     enableReadyCheck: true,
     autoResubscribe: false,
@@ -586,17 +590,7 @@ function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, ki
   if (opts.mode === 'cluster') {
     const clusterOpts: ClusterOptions = {
       lazyConnect: kind.lazyConnect,
-      redisOptions: {
-        username: opts.username,
-        password: opts.password,
-        tls: opts.tls,
-        connectTimeout,
-        commandTimeout: opts.commandTimeoutMs ?? 1_000,
-        maxRetriesPerRequest: 1,
-        protocol: 2,
-        disableClientInfo: true,
-        connectionName: 'mlgate',
-      },
+      redisOptions: connection,
       clusterRetryStrategy: (times) => Math.min(100 * times, 1_000),
       slotsRefreshTimeout: connectTimeout,
       retryDelayOnFailover: 100,
