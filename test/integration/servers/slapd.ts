@@ -2,7 +2,7 @@
 // overlays, LDAPS and StartTLS with a CA made for it, and a directory of test users and nested groups.
 // Installs slapd/ldap-utils with apt when they are missing and we are root. Nothing is mocked.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -310,7 +310,14 @@ export async function startSlapd(opts: { seed?: Seed[] } = {}): Promise<Slapd> {
     removeMember: modifyMember('delete'),
     stop,
     start,
-    pause: () => void proc?.kill('SIGSTOP'),
+    pause: () => {
+      if (!proc?.pid) return;
+      proc.kill('SIGSTOP');
+      // The stop is delivered asynchronously: wait until every thread is stopped, or a request sent right after
+      // pause() can still be answered (seen on a loaded machine).
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline && !/^\S+ \(.*\) T/.test(readFileSync(`/proc/${proc.pid}/stat`, 'utf8'))) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    },
     resume: () => void proc?.kill('SIGCONT'),
     async close() {
       await stop();
