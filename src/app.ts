@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIPv6 } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Hono, type Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { AdminService, adminRoutes } from './admin/index.ts';
@@ -22,7 +21,7 @@ import {
   RouteNotFound,
   type ErrorBody,
 } from './errors.ts';
-import { guardStore, readJsonObject, requireString } from './http/helpers.ts';
+import { guardStore, readJsonObjectFrom, requireString } from './http/helpers.ts';
 import { AuditRing, auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
 import {
   authorize,
@@ -259,16 +258,13 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       metrics.requests.inc({ route_class: routeClass, method, status: String(c.env.outgoing.statusCode) });
       metrics.duration.observe({ route_class: routeClass }, (performance.now() - started) / 1000);
     });
+    // Before next(): set on a finished answer, hono would rebuild it as a full fetch Response. Forwarded answers
+    // carry it from the proxy, errors from errorResponse.
+    if (c.get('routeClass') !== 'unmatched') c.header('X-Request-Id', requestId);
     await next();
-    if (c.res !== RESPONSE_ALREADY_SENT) c.header('X-Request-Id', requestId);
   });
 
-  const loginBody = bodyLimit({
-    maxSize: config.server.loginBodyLimitBytes,
-    onError: () => {
-      throw new PayloadTooLarge(config.server.loginBodyLimitBytes);
-    },
-  });
+  const loginJson = (c: Context<Env>) => readJsonObjectFrom(c.env.incoming, config.server.loginBodyLimitBytes);
   // Token answers must never be cached by a proxy or browser (RFC 6749 section 5.1).
   app.use('/login', noStore);
   app.use('/login/*', noStore);
@@ -299,8 +295,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     return identity;
   };
 
-  app.post('/login', loginBody, async (c) => {
-    const body = await readJsonObject(c);
+  app.post('/login', async (c) => {
+    const body = await loginJson(c);
     const username = requireString(body, 'username', 256);
     const password = requireString(body, 'password', 1024);
     const address = clientAddress(c);
@@ -308,8 +304,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     return c.json(await guardStore(sessions.login(identity, address)));
   });
 
-  app.post('/login/refreshToken', loginBody, async (c) => {
-    const body = await readJsonObject(c);
+  app.post('/login/refreshToken', async (c) => {
+    const body = await loginJson(c);
     const refreshToken = requireString(body, 'refreshToken', 512);
     try {
       const answer = await guardStore(sessions.refresh(refreshToken, clientAddress(c)));
@@ -508,10 +504,11 @@ export function bearerAuthenticator(
   };
 }
 
+// Set before next(): a header set on a finished answer makes hono rebuild it as a full fetch Response.
 async function noStore(c: Context<Env>, next: () => Promise<void>): Promise<void> {
-  await next();
   c.header('Cache-Control', 'no-store');
   c.header('Pragma', 'no-cache');
+  await next();
 }
 
 function errorResponse(err: Error, c: Context<Env>, log: Logger): Response {

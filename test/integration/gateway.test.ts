@@ -31,6 +31,28 @@ describe('POST /login', () => {
     expect(header.alg).toBe('ES256');
     expect(typeof header.kid).toBe('string');
     expect(r.headers['cache-control']).toBe('no-store');
+    expect(r.headers.pragma).toBe('no-cache');
+    expect(r.headers['content-type']).toMatch(/^application\/json/);
+    expect(r.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('reads a chunked login body (no Content-Length)', async () => {
+    const body = JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD });
+    const head = `POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    const half = Math.floor(body.length / 2);
+    const chunk = (s: string) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+    const r = await rawRequest(stack.port, head + chunk(body.slice(0, half)) + chunk(body.slice(half)) + '0\r\n\r\n', 5000, false);
+    expect(r.status).toBe(200);
+    expect(r.body).toContain('"refresh_token"');
+  });
+
+  it('refuses a chunked login body over the limit with 413 (no Content-Length to refuse it from)', async () => {
+    const head = `POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`;
+    const piece = 'x'.repeat(16 * 1024);
+    const chunks = Array.from({ length: 8 }, () => `${piece.length.toString(16)}\r\n${piece}\r\n`).join('');
+    const r = await rawRequest(stack.port, `${head}${chunks}0\r\n\r\n`);
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.body).error).toBe('payload_too_large');
   });
 
   it('gives an unknown user and a wrong password the identical 401 body', async () => {

@@ -140,9 +140,10 @@ export function request(
 }
 
 /** Sends bytes exactly as given (no client-side normalization) and returns the raw answer. */
-export function rawRequest(port: number, raw: string | Buffer, timeoutMs = 5000): Promise<{ status: number; head: string; body: string }> {
+/** halfClose: false keeps the write side open (send Connection: close), for handlers slower than the client's FIN. */
+export function rawRequest(port: number, raw: string | Buffer, timeoutMs = 5000, halfClose = true): Promise<{ status: number; head: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost' }, () => socket.end(raw));
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: CA, servername: 'localhost' }, () => (halfClose ? socket.end(raw) : socket.write(raw)));
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
