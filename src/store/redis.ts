@@ -586,6 +586,8 @@ function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, ki
     reconnectOnError: (err) => /READONLY|MASTERDOWN/.test(err.message),
     retryStrategy: kind.subscriber ? () => null : (times) => Math.min(100 * times, 1_000),
     ...(kind.scripts ? { scripts: SCRIPTS } : {}),
+    // Commands issued in one event-loop turn go out in one write: under load, one syscall for many refreshes.
+    enableAutoPipelining: !kind.subscriber,
   };
   if (opts.mode === 'cluster') {
     const clusterOpts: ClusterOptions = {
@@ -598,6 +600,7 @@ function createClient(opts: RedisStoreOptions & { endpoint?: RedisEndpoint }, ki
       maxRedirections: 6,
       // PITFALLS 32: token state is read from masters only (scaleReads stays 'master').
       ...(kind.scripts ? { scripts: SCRIPTS } : {}),
+      enableAutoPipelining: !kind.subscriber,
     };
     return new Cluster(opts.nodes ?? [], clusterOpts);
   }
