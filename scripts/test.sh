@@ -34,6 +34,7 @@ NO_COLOR=1 vitest run --reporter=default --reporter=json --outputFile.json="$rep
 # One plain closing line that any CI can read.
 node -e '
   const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + (r.numTodoTests ?? 0)} skipped`);
+  const suites = r.numFailedTestSuites ? `, ${r.numFailedTestSuites} test files failed` : "";
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + (r.numTodoTests ?? 0)} skipped${suites}`);
 ' "$report" || true
 exit $status

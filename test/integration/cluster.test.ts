@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,12 +33,25 @@ function call(method: string, path: string, headers: Record<string, string> = {}
   });
 }
 
+// Workers need a port number up front. Below 32768: the kernel hands out ephemeral ports (client sockets and the
+// listen(0) servers of other test files) from 32768-60999, and one of those took a randomly picked port once.
+async function unusedPortBelowEphemeralRange(): Promise<number> {
+  for (;;) {
+    const candidate = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise<boolean>((resolve) => {
+      const probe = net.createServer().once('error', () => resolve(false));
+      probe.listen(candidate, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+    if (free) return candidate;
+  }
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'mlgate-cluster-'));
   redis = await startRedis();
   node = await startExampleNode({ cert: readFileSync(cert('node.crt')), key: readFileSync(cert('node.key')), ca: CA });
   writeFileSync(join(dir, 'key.pem'), await generatePrivateKeyPem('ES256'));
-  port = 20000 + Math.floor(Math.random() * 20000);
+  port = await unusedPortBelowEphemeralRange();
   writeFileSync(
     join(dir, 'mlgate.json'),
     JSON.stringify({
