@@ -11,10 +11,16 @@ import argon2 from 'argon2';
 import { genCerts } from '../src/cli/gencerts.ts';
 import { startExampleNode } from '../src/example-node/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
+import { refreshLoad } from './refresh-load.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-redis-'));
 const TRIALS = Number(process.env.TRIALS ?? 200);
+const CHAINS = Number(process.env.CHAINS ?? 32);
+const DUR = Number(process.env.DUR ?? 10);
+// PIN=1 (default): the load client and redis-server on CPU0, the gateway under test on CPU1, as in npm run bench.
+const PIN = process.env.PIN !== '0';
+const pinned = (cpu: number, cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
 const PASSWORD = 'bench-redis-password';
 const children: ChildProcess[] = [];
 const log = (m: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`);
@@ -59,6 +65,14 @@ const login = async (port: number) => {
 const redisCommands = (port: number): number =>
   Number(/total_commands_processed:(\d+)/.exec(execFileSync('redis-cli', ['-p', String(port), 'INFO', 'stats']).toString())?.[1]);
 
+/** CPU seconds (user + system) the process has used so far. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 async function main(): Promise<void> {
@@ -67,45 +81,54 @@ async function main(): Promise<void> {
   genCerts({ dir: certs, edgeHosts: ['localhost', '127.0.0.1'], nodeHosts: ['localhost', '127.0.0.1'], days: 2 });
   const c = (n: string) => join(certs, n);
   const redisPort = await freePort();
-  children.push(spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP], { stdio: 'ignore' }));
+  children.push(spawn(...pinned(0, 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP]), { stdio: 'ignore' }));
   await waitTcp(redisPort);
   const node = await startExampleNode({ cert: readFileSync(c('node.crt')), key: readFileSync(c('node.key')), ca: readFileSync(c('ca.crt')) });
   writeFileSync(join(TMP, 'key.pem'), await generatePrivateKeyPem('ES256'));
   // A cheap argon2 hash: this measures the store, not the password check (argon2 reads its cost from the hash).
   const passwordHash = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 4096, timeCost: 1, parallelism: 1 });
-  const ports = [await freePort(), await freePort()];
+  // A and B share the Redis store; M is the same gateway on the memory store (the same-run reference for refresh).
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const gatewayPids: number[] = [];
+  const spawnGateway = (...a: Parameters<typeof spawn>): number => {
+    const child = spawn(...a);
+    children.push(child);
+    return child.pid!;
+  };
   for (const [i, port] of ports.entries()) {
     const file = join(TMP, `mlgate-${i}.json`);
+    const store = i < 2 ? { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } } : { kind: 'memory' };
     writeFileSync(file, JSON.stringify({
       mode: 'production',
       server: { host: '127.0.0.1', port, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash }, throttle: { enabled: false } },
       tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'key.pem') }] },
-      store: { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } },
+      store,
       upstream: { url: node.url, servername: 'localhost', caFile: c('ca.crt'), clientCertFile: c('gateway-client.crt'), clientKeyFile: c('gateway-client.key') },
       log: { level: 'warn' },
     }));
-    children.push(spawn(join(ROOT, 'node_modules/.bin/node'), ['--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', file], { stdio: 'ignore' }));
+    const prof = process.env.CPU_PROF && i !== 1 ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=mlgate-refresh-${i === 0 ? 'redis' : 'memory'}-${Date.now()}.cpuprofile`] : [];
+    const args = [...prof, '--max-semi-space-size=16', '--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', file];
+    const [cmd, argv] = i === 1 ? [join(ROOT, 'node_modules/.bin/node'), args] : pinned(1, join(ROOT, 'node_modules/.bin/node'), args);
+    gatewayPids.push(spawnGateway(cmd, argv, { stdio: 'ignore' }));
   }
   for (const p of ports) await waitTcp(p);
-  const [A, B] = ports as [number, number];
+  const [A, B, M] = ports as [number, number, number];
 
-  log('refresh rate on Redis (16 chains, 5 s, instance A)');
-  const chains = await Promise.all(Array.from({ length: 16 }, () => login(A).then((t) => t.refresh_token)));
-  let refreshed = 0;
-  let failed = 0;
-  const until = performance.now() + 5000;
-  const t0 = performance.now();
-  await Promise.all(chains.map(async (start) => {
-    let token = start;
-    while (performance.now() < until) {
-      const r = await call(A, 'POST', '/login/refreshToken', { 'content-type': 'application/json' }, JSON.stringify({ refreshToken: token }));
-      if (r.status !== 200) { failed++; return; }
-      refreshed++;
-      token = JSON.parse(r.text).refresh_token;
-    }
-  }));
-  const refreshRate = refreshed / ((performance.now() - t0) / 1000);
+  // The load client on CPU0 with the refresh chains, the gateway alone on CPU1: memory store first, then Redis.
+  const refreshRun = async (port: number, pid: number) => {
+    const tokens = await Promise.all(Array.from({ length: CHAINS }, () => login(port).then((t) => t.refresh_token)));
+    await refreshLoad({ port, refreshTokens: await Promise.all(Array.from({ length: CHAINS }, () => login(port).then((t) => t.refresh_token))), seconds: 2, dir: TMP, pinCpu: PIN ? 0 : undefined });
+    const cpu0 = cpuSeconds(pid);
+    const r = await refreshLoad({ port, refreshTokens: tokens, seconds: DUR, dir: TMP, pinCpu: PIN ? 0 : undefined });
+    return { ...r, cpuUsPerRefresh: ((cpuSeconds(pid) - cpu0) / (r.ok + r.failures)) * 1e6 };
+  };
+  log(`refresh rate on the memory store (${CHAINS} chains, ${DUR} s)`);
+  const memoryRefresh = await refreshRun(M, gatewayPids[2]!);
+  log(`  ${memoryRefresh.rps.toFixed(0)}/s p50 ${memoryRefresh.p50.toFixed(1)} ms p99 ${memoryRefresh.p99.toFixed(1)} ms cpu ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${memoryRefresh.failures} ${JSON.stringify(memoryRefresh.statuses)}`);
+  log(`refresh rate on Redis (${CHAINS} chains, ${DUR} s, instance A)`);
+  const redisRefresh = await refreshRun(A, gatewayPids[0]!);
+  log(`  ${redisRefresh.rps.toFixed(0)}/s p50 ${redisRefresh.p50.toFixed(1)} ms p99 ${redisRefresh.p99.toFixed(1)} ms cpu ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${redisRefresh.failures} ${JSON.stringify(redisRefresh.statuses)}`);
 
   log('Redis commands per proxied request (2,000 GET /status through A, background subtracted)');
   const { access_token } = await login(A);
@@ -132,7 +155,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < TRIALS; i++) {
     const t = await login(A);
     const h = { authorization: `Bearer ${t.access_token}` };
-    if ((await call(B, 'GET', '/status', h)).status !== 200) throw new Error('B refused a fresh token');
+    const first = await call(B, 'GET', '/status', h);
+    if (first.status !== 200) throw new Error(`B refused a fresh token: ${first.status} ${first.text}`);
     const del = await call(A, 'DELETE', `/login/refreshToken?refreshToken=${t.refresh_token}`);
     if (del.status !== 200) throw new Error(`revoke: ${del.status}`);
     const revokedAt = performance.now();
@@ -148,9 +172,10 @@ async function main(): Promise<void> {
   const lines = [
     `# mlgate Redis benchmark — ${new Date().toISOString()}`,
     '',
-    'Command: `npm run bench:redis` (two mlgate processes, production config, one redis-server, the example node upstream; all on this 2-core machine, unpinned).',
+    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
     '',
-    `- POST /login/refreshToken on Redis: ${refreshRate.toFixed(0)}/s (16 chains, 5 s, ${failed} failures; target >= 3,000/s)`,
+    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures (target >= 3,000/s)`,
+    `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,
     `- revocation answered on A -> refused on B, ${TRIALS} trials: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms (target p99 <= 100 ms; each sample includes one proxied request to B)`,
     '',

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { hashPassword } from '../src/auth/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
 import { makeBenchPki } from './pki.ts';
+import { refreshLoad } from './refresh-load.ts';
 import { verifyCost } from './verify-cost.ts';
 
 const QUICK = process.env.QUICK === '1';
@@ -291,6 +292,22 @@ https://127.0.0.1:${PORT.caddy} {
     );
     return file;
   };
+  // Paced load: each connection waits PACE_MS between requests, so nginx and mlgate get about the same offered rate
+  // (64 connections / 50 ms = ~1,200 req/s, well under either's capacity) and p99 shows the latency each adds, not
+  // the queue at saturation (there, p50 is just connections / req/s).
+  const PACE_MS = Number(process.env.PACE_MS ?? 50);
+  const pacedScript = join(TMP, 'paced.lua');
+  writeFileSync(pacedScript, `delay = function() return ${PACE_MS} end\n`);
+  const pacedRows: Array<{ label: string; run: Run }> = [];
+  const paced = (label: string, pid: number, port: number, token: string): void => {
+    const c0 = ticks(pid);
+    const t0 = performance.now();
+    const r = wrk(port, GET_PATH, DUR, { token, script: pacedScript });
+    const secs = (performance.now() - t0) / 1000;
+    const run = { ...r, cpuUsPerReq: ((ticks(pid) - c0) / HZ / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
+    log(`  ${label} paced GET: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms non2xx ${r.non2xx} ${r.errors}`);
+    pacedRows.push({ label, run });
+  };
   const postScript = join(TMP, 'post1k.lua');
   writeFileSync(postScript, `wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
   const loginScript = join(TMP, 'login.lua');
@@ -331,6 +348,7 @@ https://127.0.0.1:${PORT.caddy} {
     await sanity('nginx-proxy', PORT.nginxProxy);
     log('nginx-proxy');
     both('nginx-proxy', proxy.pid!, PORT.nginxProxy, { token: DUMMY_TOKEN });
+    paced('nginx-proxy', proxy.pid!, PORT.nginxProxy, DUMMY_TOKEN);
     await stop(proxy);
   }
   if (want('caddy')) {
@@ -376,11 +394,17 @@ https://127.0.0.1:${PORT.caddy} {
     if (unauth.status !== 401) throw new Error(`${label} without token answered ${unauth.status}`);
     log(`${label} (authenticated, authorized, assertion minted)`);
     both(label, gw.pid!, PORT.mlgate, { token });
+    paced(label, gw.pid!, PORT.mlgate, token);
     if (!only && engine === 'hpm') {
       log('POST /login (admin, argon2id)');
       loginRun = wrk(PORT.mlgate, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
       log('POST /login/refreshToken (memory store)');
-      refresh = await refreshLoad(PORT.mlgate, Math.min(DUR, 5));
+      const chains: string[] = [];
+      for (let i = 0; i < 16; i++) {
+        const l = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+        chains.push(JSON.parse(l.text).refresh_token as string);
+      }
+      refresh = await refreshLoad({ port: PORT.mlgate, refreshTokens: chains, seconds: Math.min(DUR, 5), dir: TMP, pinCpu: PIN ? 0 : undefined });
     }
     await stop(gw);
   }
@@ -412,6 +436,7 @@ https://127.0.0.1:${PORT.caddy} {
 
   if (only) {
     for (const r of rows) process.stdout.write(`${r.label} ${r.what}: ${r.run.rps.toFixed(0)} req/s, p99 ${r.run.p99.toFixed(2)} ms, ${r.run.cpuUsPerReq.toFixed(1)} us/req, RSS ${r.run.rss.toFixed(0)} MiB\n`);
+    for (const r of pacedRows) process.stdout.write(`${r.label} paced GET: ${r.run.rps.toFixed(0)} req/s, p50 ${r.run.p50.toFixed(2)} ms, p99 ${r.run.p99.toFixed(2)} ms, ${r.run.cpuUsPerReq.toFixed(1)} us/req\n`);
     return;
   }
 
@@ -447,11 +472,19 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push(`- mlgate/nginx = ${ratio('mlgate-hpm', 'nginx-proxy')} (default engine hpm; target >= 0.60) [POST ${ratio('mlgate-hpm', 'nginx-proxy', 'POST 1KB')}]`);
   lines.push(`- mlgate-undici/nginx = ${ratio('mlgate-undici', 'nginx-proxy')} [POST ${ratio('mlgate-undici', 'nginx-proxy', 'POST 1KB')}]; mlgate-undici/mlgate-hpm = ${ratio('mlgate-undici', 'mlgate-hpm')} [POST ${ratio('mlgate-undici', 'mlgate-hpm', 'POST 1KB')}]`);
   lines.push(`- caddy/nginx = ${ratio('caddy-proxy', 'nginx-proxy')}, hono-hpm-floor/nginx = ${ratio('hono-hpm-floor', 'nginx-proxy')}, mlgate-hpm/direct = ${ratio('mlgate-hpm', 'direct')}, mlgate-undici/direct = ${ratio('mlgate-undici', 'direct')}`);
-  lines.push(`- p99 / nginx-proxy p99 (target <= 2): mlgate-hpm ${p99('mlgate-hpm', 'GET')} [POST ${p99('mlgate-hpm', 'POST 1KB')}], mlgate-undici ${p99('mlgate-undici', 'GET')} [POST ${p99('mlgate-undici', 'POST 1KB')}]`);
+  lines.push(`- p99 / nginx-proxy p99 at saturation (target <= 2; closed loop, so p50 alone is ${CONNS} / req/s): mlgate-hpm ${p99('mlgate-hpm', 'GET')} [POST ${p99('mlgate-hpm', 'POST 1KB')}], mlgate-undici ${p99('mlgate-undici', 'GET')} [POST ${p99('mlgate-undici', 'POST 1KB')}]`);
+  lines.push('');
+  lines.push(`Paced GET (each of the ${CONNS} connections waits ${PACE_MS} ms between requests: the same offered rate for every target, below saturation; p99 is the latency the proxy adds, not its queue):`);
+  lines.push('');
+  lines.push('| target | req/s | p50 ms | p99 ms | p99 / nginx-proxy p99 | CPU us/req |');
+  lines.push('|---|---:|---:|---:|---:|---:|');
+  const nginxPaced = pacedRows.find((r) => r.label === 'nginx-proxy')!.run;
+  for (const r of pacedRows) lines.push(`| ${r.label} | ${r.run.rps.toFixed(0)} | ${r.run.p50.toFixed(2)} | ${r.run.p99.toFixed(2)} | ${(r.run.p99 / nginxPaced.p99).toFixed(2)} | ${r.run.cpuUsPerReq.toFixed(1)} |`);
+  lines.push('');
   lines.push(`- RSS after the runs (target <= 150 MiB): mlgate-hpm ${find('mlgate-hpm', 'POST 1KB').rss.toFixed(0)} MiB, mlgate-undici ${find('mlgate-undici', 'POST 1KB').rss.toFixed(0)} MiB`);
   lines.push('');
   lines.push(`- POST /login (admin, argon2id, 8 connections): ${loginRun!.rps.toFixed(0)}/s, p99 ${loginRun!.p99.toFixed(1)} ms`);
-  lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains): ${refresh!.perSecond.toFixed(0)}/s, ${refresh!.failures} failures`);
+  lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains, bench/refresh-load.ts${PIN ? ' on CPU0' : ''}): ${refresh!.rps.toFixed(0)}/s, p99 ${refresh!.p99.toFixed(1)} ms, ${refresh!.failures} failures`);
   const [w1, w2] = [clusterRuns.get(1)!, clusterRuns.get(2)!];
   lines.push(`- cluster: 2 workers / 1 worker = ${(w2.rps / w1.rps).toFixed(2)} req/s (target >= 1.5; hpm, Redis store, GET, workers and wrk not pinned, on 2 cores shared with wrk and the upstream)`);
   lines.push('- Redis refresh rate, Redis commands per proxied request and revocation propagation: `npm run bench:redis`, bench/RESULTS-redis.md.');
@@ -465,46 +498,6 @@ https://127.0.0.1:${PORT.caddy} {
   process.stdout.write(`\n${text}`);
   writeFileSync(join(ROOT, 'bench/RESULTS.md'), text);
   log('written bench/RESULTS.md');
-}
-
-/** Refresh chains: each refresh consumes the token and yields the next one, so each chain is sequential. */
-async function refreshLoad(port: number, seconds: number): Promise<{ perSecond: number; failures: number; chains: number }> {
-  const chains = 16;
-  const agent = new https.Agent({ keepAlive: true, maxSockets: chains, rejectUnauthorized: false });
-  const call = (body: string) =>
-    new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const r = https.request({ host: '127.0.0.1', port, method: 'POST', path: '/login/refreshToken', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      r.on('error', reject);
-      r.end(body);
-    });
-  const starts: string[] = [];
-  for (let i = 0; i < chains; i++) {
-    const l = await req(port, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
-    starts.push(JSON.parse(l.text).refresh_token);
-  }
-  let ok = 0, failures = 0;
-  const until = performance.now() + seconds * 1000;
-  const t0 = performance.now();
-  await Promise.all(
-    starts.map(async (rt) => {
-      let token = rt;
-      while (performance.now() < until) {
-        const r = await call(JSON.stringify({ refreshToken: token }));
-        if (r.status !== 200) {
-          failures++;
-          return;
-        }
-        ok++;
-        token = JSON.parse(r.text).refresh_token;
-      }
-    }),
-  );
-  agent.destroy();
-  return { perSecond: ok / ((performance.now() - t0) / 1000), failures, chains };
 }
 
 function cleanup(): void {
