@@ -260,14 +260,8 @@ export class RedisTokenStore implements TokenStore {
     const since = this.link();
     const familyId = req.newRecord.familyId;
     const newTtl = Math.min(req.newRecord.expiresAt, req.newRecord.familyExpiresAt) - req.now;
-    const [indexed] = await Promise.all([
-      this.client.get(this.indexKey(req.oldHash)),
-      newTtl > 0 ? this.client.set(this.indexKey(req.newHash), familyId, 'PX', newTtl) : Promise.resolve(null),
-    ]);
-    if (indexed !== familyId) {
-      if (newTtl > 0) await this.client.del(this.indexKey(req.newHash));
-      return { kind: 'invalid' };
-    }
+    // The old token's index entry is not read again: the family script finds (or misses) the old hash itself.
+    if (newTtl > 0) await this.client.set(this.indexKey(req.newHash), familyId, 'PX', newTtl);
     const k = this.famKeys(familyId);
     const entry: RevocationEntry = { kind: 'family', familyId, until: req.now + this.timings.revocationTtlMs };
     const out = (await this.script(
