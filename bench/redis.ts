@@ -1,7 +1,7 @@
 // npm run bench:redis: what the Redis store costs and how fast revocation travels, with two real mlgate processes
 // on one redis-server: refresh rate, Redis commands per proxied request (the hot path must make none), and the
 // time from a revocation answered by instance A to instance B refusing the token (p50/p99 over TRIALS).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -76,7 +76,7 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 async function main(): Promise<void> {
-  execFileSync('sh', ['-c', 'command -v redis-server || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)'], { stdio: 'ignore' });
+  execFileSync('sh', ['-c', '(command -v redis-server && command -v wrk) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server wrk)'], { stdio: 'ignore' });
   const certs = join(TMP, 'tls');
   genCerts({ dir: certs, edgeHosts: ['localhost', '127.0.0.1'], nodeHosts: ['localhost', '127.0.0.1'], days: 2 });
   const c = (n: string) => join(certs, n);
@@ -126,6 +126,16 @@ async function main(): Promise<void> {
   log(`refresh rate on the memory store (${CHAINS} chains, ${DUR} s)`);
   const memoryRefresh = await refreshRun(M, gatewayPids[2]!);
   log(`  ${memoryRefresh.rps.toFixed(0)}/s p50 ${memoryRefresh.p50.toFixed(1)} ms p99 ${memoryRefresh.p99.toFixed(1)} ms cpu ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${memoryRefresh.failures} ${JSON.stringify(memoryRefresh.statuses)}`);
+  // The floor under any refresh: the smallest answer mlgate gives (GET /mlgate/health), same connections and pinning.
+  log(`floor: GET /mlgate/health on M (wrk, ${CHAINS} connections, ${DUR} s)`);
+  const wrkArgs = ['-t1', `-c${CHAINS}`, `-d${DUR}s`, `https://127.0.0.1:${M}/mlgate/health`];
+  const [wcmd, wargv] = pinned(0, 'wrk', wrkArgs);
+  execFileSync(wcmd, wargv.map((a) => (a === `-d${DUR}s` ? '-d2s' : a)));
+  const h0 = cpuSeconds(gatewayPids[2]!);
+  const healthOut = await new Promise<string>((resolve, reject) => execFile(wcmd, wargv, { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out))));
+  const healthRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(healthOut)?.[1]);
+  const healthCpuUs = ((cpuSeconds(gatewayPids[2]!) - h0) / (healthRps * DUR)) * 1e6;
+  log(`  ${healthRps.toFixed(0)}/s, cpu ${healthCpuUs.toFixed(0)} us/request`);
   log(`refresh rate on Redis (${CHAINS} chains, ${DUR} s, instance A)`);
   const redisRefresh = await refreshRun(A, gatewayPids[0]!);
   log(`  ${redisRefresh.rps.toFixed(0)}/s p50 ${redisRefresh.p50.toFixed(1)} ms p99 ${redisRefresh.p99.toFixed(1)} ms cpu ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${redisRefresh.failures} ${JSON.stringify(redisRefresh.statuses)}`);
@@ -176,6 +186,7 @@ async function main(): Promise<void> {
     '',
     `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures (target >= 3,000/s)`,
     `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
+    `- the floor, GET /mlgate/health on M (wrk, ${CHAINS} connections): ${healthRps.toFixed(0)}/s, gateway CPU ${healthCpuUs.toFixed(0)} us/request. A refresh is that plus an ES256 signature (\`npm run bench\` measures it, AccessTokens.issue), the refresh token's hash and random bytes, the store, and a larger JSON answer.`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,
     `- revocation answered on A -> refused on B, ${TRIALS} trials: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms (target p99 <= 100 ms; each sample includes one proxied request to B)`,
     '',
