@@ -85,6 +85,16 @@ function req(port: number, method: string, path: string, body?: string, headers:
   });
 }
 
+/** Where the RSS is, from the gateway's own metrics (prom-client default metrics). */
+async function memoryReport(port: number): Promise<string> {
+  const text = (await req(port, 'GET', '/mlgate/metrics')).text;
+  const mib = (name: string, labels = ''): string => {
+    const m = new RegExp(`^mlgate_${name}${labels.replace(/[{}"]/g, '\\$&')} ([\\d.e+]+)$`, 'm').exec(text);
+    return m ? (Number(m[1]) / 1048576).toFixed(0) : '?';
+  };
+  return `rss ${mib('process_resident_memory_bytes')} MiB, heap total ${mib('nodejs_heap_size_total_bytes')} used ${mib('nodejs_heap_size_used_bytes')}, new space ${mib('nodejs_heap_space_size_total_bytes', '{space="new"}')}, external ${mib('nodejs_external_memory_bytes')} MiB`;
+}
+
 async function waitTcp(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -299,6 +309,7 @@ https://127.0.0.1:${PORT.caddy} {
   const pacedScript = join(TMP, 'paced.lua');
   writeFileSync(pacedScript, `delay = function() return ${PACE_MS} end\n`);
   const pacedRows: Array<{ label: string; run: Run }> = [];
+  const memory = new Map<string, string>();
   const paced = (label: string, pid: number, port: number, token: string): void => {
     const c0 = ticks(pid);
     const t0 = performance.now();
@@ -362,7 +373,8 @@ https://127.0.0.1:${PORT.caddy} {
 
   const node = join(ROOT, 'node_modules/.bin/node');
   // The same Node flags as npm start (semi-space, PITFALLS 39).
-  const NODE_FLAGS = ['--max-semi-space-size=16', '--disable-warning=DEP0169'];
+  // NODE_EXTRA: more flags for the Node servers under test (experiments: --trace-gc, other heap sizes).
+  const NODE_FLAGS = ['--max-semi-space-size=16', '--disable-warning=DEP0169', ...(process.env.NODE_EXTRA?.split(' ').filter(Boolean) ?? [])];
   if (want('floor')) {
     const floor = start('hono-hpm-floor', node, [...NODE_FLAGS, join(ROOT, 'bench/hono-hpm-floor.ts')], 1, {
       ...process.env,
@@ -395,6 +407,8 @@ https://127.0.0.1:${PORT.caddy} {
     log(`${label} (authenticated, authorized, assertion minted)`);
     both(label, gw.pid!, PORT.mlgate, { token });
     paced(label, gw.pid!, PORT.mlgate, token);
+    memory.set(label, await memoryReport(PORT.mlgate));
+    log(`  ${label} memory: ${memory.get(label)}`);
     if (!only && engine === 'hpm') {
       log('POST /login (admin, argon2id)');
       loginRun = wrk(PORT.mlgate, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
@@ -482,6 +496,7 @@ https://127.0.0.1:${PORT.caddy} {
   for (const r of pacedRows) lines.push(`| ${r.label} | ${r.run.rps.toFixed(0)} | ${r.run.p50.toFixed(2)} | ${r.run.p99.toFixed(2)} | ${(r.run.p99 / nginxPaced.p99).toFixed(2)} | ${r.run.cpuUsPerReq.toFixed(1)} |`);
   lines.push('');
   lines.push(`- RSS after the runs (target <= 150 MiB): mlgate-hpm ${find('mlgate-hpm', 'POST 1KB').rss.toFixed(0)} MiB, mlgate-undici ${find('mlgate-undici', 'POST 1KB').rss.toFixed(0)} MiB`);
+  for (const [label, report] of memory) lines.push(`  - ${label} at the end, from its /mlgate/metrics: ${report}`);
   lines.push('');
   lines.push(`- POST /login (admin, argon2id, 8 connections): ${loginRun!.rps.toFixed(0)}/s, p99 ${loginRun!.p99.toFixed(1)} ms`);
   lines.push(`- POST /login/refreshToken (memory store, ${refresh!.chains} chains, bench/refresh-load.ts${PIN ? ' on CPU0' : ''}): ${refresh!.rps.toFixed(0)}/s, p99 ${refresh!.p99.toFixed(1)} ms, ${refresh!.failures} failures`);
