@@ -199,9 +199,14 @@ async function main(): Promise<void> {
 
 function cleanup(): void {
   agent.destroy();
-  for (const ch of children) ch.kill('SIGTERM');
+  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
   rmSync(TMP, { recursive: true, force: true });
 }
+// Also on an exit nobody planned (a closed stdout pipe, Ctrl-C): no gateway or redis-server is left running.
+process.on('exit', () => {
+  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
+});
+process.on('SIGINT', () => process.exit(130));
 main().then(
   () => {
     cleanup();

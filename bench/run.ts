@@ -2,9 +2,10 @@
 // direct upstream, measured in ONE run on this machine. Every ratio below compares numbers taken minutes apart on
 // the same box (shared, noisy: treat <20% as noise).
 //
-// Env: DUR=10 (s per run) WARM=2 RUNS=3 for nginx-proxy and mlgate; ANCHOR_DUR=5 ANCHOR_RUNS=3 for direct, caddy
-// and the floor (anchors, kept short so the whole run stays under ~7 minutes); CONNS=64; PIN=1 (wrk+upstream on
-// CPU0, server under test on CPU1); QUICK=1 (DUR=3 RUNS=1, anchors too); ONLY=a,b (targets: direct, nginx, caddy,
+// Env: DUR=10 (s per run) WARM=2 RUNS=3 (rounds: every proxy target once per round, the order reversed every other
+// round, medians); ANCHOR_DUR=5 ANCHOR_RUNS=3 for direct (its own phase: the upstream alone on CPU1); CONNS=64;
+// PIN=1 (wrk+upstream on CPU0, server under test on CPU1); PACE_MS=50 (paced GET); QUICK=1 (DUR=3 RUNS=1, direct
+// too); ONLY=a,b (targets: direct, nginx, caddy,
 // floor, mlgate-hpm, mlgate-undici, cluster; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each
 // mlgate run, summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -28,7 +29,7 @@ const CONNS = Number(process.env.CONNS ?? 64);
 const PIN = process.env.PIN !== '0';
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-'));
-const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448, redis: 29449 };
+const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448, redis: 29449, mlgateUndici: 29450 };
 const ENGINES = ['hpm', 'undici'] as const;
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -182,21 +183,27 @@ function wrk(port: number, path: string, seconds: number, opts: { token?: string
   };
 }
 
+/** One wrk run against a server under test, with its CPU per request (from /proc) and RSS after. */
+function runOnce(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; pin?: boolean } = {}): Run {
+  const c0 = ticks(pid);
+  const t0 = performance.now();
+  const r = wrk(port, path, opts.dur ?? DUR, opts);
+  const secs = (performance.now() - t0) / 1000;
+  const cpuSecs = (ticks(pid) - c0) / HZ;
+  const run = { ...r, cpuUsPerReq: (cpuSecs / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
+  log(`  ${label}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms cpu ${run.cpuUsPerReq.toFixed(1)} us/req rss ${run.rss.toFixed(0)} MiB non2xx ${r.non2xx} ${r.errors}`);
+  return run;
+}
+
+/** The run with the median req/s. */
+function median(runs: Run[]): Run {
+  const sorted = [...runs].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
 function measure(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; runs?: number; pin?: boolean } = {}): Run {
   wrk(port, path, WARM, opts);
-  const runs: Run[] = [];
-  for (let i = 0; i < (opts.runs ?? RUNS); i++) {
-    const c0 = ticks(pid);
-    const t0 = performance.now();
-    const r = wrk(port, path, opts.dur ?? DUR, opts);
-    const secs = (performance.now() - t0) / 1000;
-    const cpuSecs = (ticks(pid) - c0) / HZ;
-    const run = { ...r, cpuUsPerReq: (cpuSecs / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
-    log(`  ${label} run ${i + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms cpu ${run.cpuUsPerReq.toFixed(1)} us/req rss ${run.rss.toFixed(0)} MiB non2xx ${r.non2xx} ${r.errors}`);
-    runs.push(run);
-  }
-  runs.sort((a, b) => a.rps - b.rps);
-  return runs[Math.floor((runs.length - 1) / 2)]!;
+  return median(Array.from({ length: opts.runs ?? RUNS }, (_, i) => runOnce(`${label} run ${i + 1}`, pid, port, path, opts)));
 }
 
 function nginxConf(dir: string, body: string): string {
@@ -279,13 +286,13 @@ https://127.0.0.1:${PORT.caddy} {
   writeFileSync(join(TMP, 'signing.pem'), await generatePrivateKeyPem('ES256'));
   const passwordHash = await hashPassword(ADMIN_PASSWORD);
   /** workers: cluster mode on the Redis store (absent: one process, memory store). */
-  const mlgateConf = (engine: (typeof ENGINES)[number], workers?: number): string => {
+  const mlgateConf = (engine: (typeof ENGINES)[number], workers?: number, port = PORT.mlgate): string => {
     const file = join(TMP, `mlgate-${engine}${workers ? `-w${workers}` : ''}.json`);
     writeFileSync(
       file,
       JSON.stringify({
         mode: 'production',
-        server: { host: '127.0.0.1', port: PORT.mlgate, workers: workers ?? 1, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+        server: { host: '127.0.0.1', port, workers: workers ?? 1, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
         ...(workers ? { store: { kind: 'redis', redis: { url: `redis://127.0.0.1:${PORT.redis}` } } } : {}),
         auth: { providers: ['admin'], admin: { enabled: true, passwordHash } },
         tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'signing.pem') }] },
@@ -353,28 +360,28 @@ https://127.0.0.1:${PORT.caddy} {
 
   up = start('upstream', 'nginx', ['-c', upstreamConf], 0);
   await waitUp(PORT.upstreamTls);
+  const node = join(ROOT, 'node_modules/.bin/node');
+  // The same Node flags as npm start (semi-space, PITFALLS 39).
+  // NODE_EXTRA: more flags for the Node servers under test (experiments: --trace-gc, other heap sizes).
+  const NODE_FLAGS = ['--max-semi-space-size=16', '--disable-warning=DEP0169', ...(process.env.NODE_EXTRA?.split(' ').filter(Boolean) ?? [])];
+
+  // Every proxy under test runs at once, each on its own port, all pinned to CPU1 (idle while another is measured),
+  // and the rounds alternate between them (the order reversed every other round): a slow minute of this shared box
+  // then lands on every target instead of on one, and the ratios compare like with like.
+  interface Target { label: string; pid: number; port: number; token: string }
+  const targets: Target[] = [];
   if (want('nginx')) {
     const proxy = start('nginx-proxy', 'nginx', ['-c', proxyConf], 1);
     await waitUp(PORT.nginxProxy);
     await sanity('nginx-proxy', PORT.nginxProxy);
-    log('nginx-proxy');
-    both('nginx-proxy', proxy.pid!, PORT.nginxProxy, { token: DUMMY_TOKEN });
-    paced('nginx-proxy', proxy.pid!, PORT.nginxProxy, DUMMY_TOKEN);
-    await stop(proxy);
+    targets.push({ label: 'nginx-proxy', pid: proxy.pid!, port: PORT.nginxProxy, token: DUMMY_TOKEN });
   }
   if (want('caddy')) {
     const caddy = start('caddy-proxy', 'caddy', ['run', '--config', join(caddyDir, 'caddy.json')], 1, caddyEnv);
     await waitUp(PORT.caddy);
     await sanity('caddy-proxy', PORT.caddy);
-    log('caddy-proxy');
-    both('caddy-proxy', caddy.pid!, PORT.caddy, { token: DUMMY_TOKEN, ...ANCHOR });
-    await stop(caddy);
+    targets.push({ label: 'caddy-proxy', pid: caddy.pid!, port: PORT.caddy, token: DUMMY_TOKEN });
   }
-
-  const node = join(ROOT, 'node_modules/.bin/node');
-  // The same Node flags as npm start (semi-space, PITFALLS 39).
-  // NODE_EXTRA: more flags for the Node servers under test (experiments: --trace-gc, other heap sizes).
-  const NODE_FLAGS = ['--max-semi-space-size=16', '--disable-warning=DEP0169', ...(process.env.NODE_EXTRA?.split(' ').filter(Boolean) ?? [])];
   if (want('floor')) {
     const floor = start('hono-hpm-floor', node, [...NODE_FLAGS, join(ROOT, 'bench/hono-hpm-floor.ts')], 1, {
       ...process.env,
@@ -385,43 +392,60 @@ https://127.0.0.1:${PORT.caddy} {
     });
     await waitUp(PORT.floor);
     await sanity('hono-hpm-floor', PORT.floor);
-    log('hono-hpm-floor (no auth)');
-    both('hono-hpm-floor', floor.pid!, PORT.floor, { token: DUMMY_TOKEN, ...ANCHOR });
-    await stop(floor);
+    targets.push({ label: 'hono-hpm-floor', pid: floor.pid!, port: PORT.floor, token: DUMMY_TOKEN });
+  }
+  for (const engine of ENGINES) {
+    const label = `mlgate-${engine}`;
+    if (!want(label)) continue;
+    const port = engine === 'hpm' ? PORT.mlgate : PORT.mlgateUndici;
+    const prof = process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : [];
+    const gw = start(label, node, [...prof, ...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf(engine, undefined, port)], 1);
+    await waitUp(port, '/mlgate/health');
+    const login = await req(port, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+    if (login.status !== 200) throw new Error(`${label} login failed: ${login.status} ${login.text}`);
+    const token = JSON.parse(login.text).access_token as string;
+    await sanity(label, port, { authorization: `Bearer ${token}` });
+    const unauth = await req(port, 'GET', GET_PATH);
+    if (unauth.status !== 401) throw new Error(`${label} without token answered ${unauth.status}`);
+    targets.push({ label, pid: gw.pid!, port, token });
+  }
+  log(`targets: ${targets.map((t) => t.label).join(', ')} (mlgate: authenticated, authorized, assertion minted)`);
+  const requests = [
+    { what: 'GET', path: GET_PATH, script: undefined },
+    { what: 'POST 1KB', path: POST_PATH, script: postScript },
+  ] as const;
+  for (const t of targets) for (const r of requests) wrk(t.port, r.path, WARM, { token: t.token, script: r.script });
+  const samples = new Map<string, Run[]>();
+  for (let round = 0; round < RUNS; round++) {
+    for (const t of round % 2 === 0 ? targets : [...targets].reverse()) {
+      for (const r of requests) {
+        const key = `${t.label}|${r.what}`;
+        samples.set(key, [...(samples.get(key) ?? []), runOnce(`${t.label} ${r.what} round ${round + 1}`, t.pid, t.port, r.path, { token: t.token, script: r.script })]);
+      }
+    }
+  }
+  for (const t of targets) for (const r of requests) rows.push({ label: t.label, what: r.what, run: median(samples.get(`${t.label}|${r.what}`)!) });
+  for (const t of targets) paced(t.label, t.pid, t.port, t.token);
+  for (const t of targets.filter((x) => x.label.startsWith('mlgate-'))) {
+    memory.set(t.label, await memoryReport(t.port));
+    log(`  ${t.label} memory: ${memory.get(t.label)}`);
   }
 
   let loginRun: ReturnType<typeof wrk> | undefined;
   let refresh: Awaited<ReturnType<typeof refreshLoad>> | undefined;
-  for (const engine of ENGINES) {
-    const label = `mlgate-${engine}`;
-    if (!want(label)) continue;
-    const prof = process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=${label}-${Date.now()}.cpuprofile`] : [];
-    const gw = start(label, node, [...prof, ...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf(engine)], 1);
-    await waitUp(PORT.mlgate, '/mlgate/health');
-    const login = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
-    if (login.status !== 200) throw new Error(`${label} login failed: ${login.status} ${login.text}`);
-    const token = JSON.parse(login.text).access_token as string;
-    await sanity(label, PORT.mlgate, { authorization: `Bearer ${token}` });
-    const unauth = await req(PORT.mlgate, 'GET', GET_PATH);
-    if (unauth.status !== 401) throw new Error(`${label} without token answered ${unauth.status}`);
-    log(`${label} (authenticated, authorized, assertion minted)`);
-    both(label, gw.pid!, PORT.mlgate, { token });
-    paced(label, gw.pid!, PORT.mlgate, token);
-    memory.set(label, await memoryReport(PORT.mlgate));
-    log(`  ${label} memory: ${memory.get(label)}`);
-    if (!only && engine === 'hpm') {
-      log('POST /login (admin, argon2id)');
-      loginRun = wrk(PORT.mlgate, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
-      log('POST /login/refreshToken (memory store)');
-      const chains: string[] = [];
-      for (let i = 0; i < 16; i++) {
-        const l = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
-        chains.push(JSON.parse(l.text).refresh_token as string);
-      }
-      refresh = await refreshLoad({ port: PORT.mlgate, refreshTokens: chains, seconds: Math.min(DUR, 5), dir: TMP, pinCpu: PIN ? 0 : undefined });
+  const hpm = targets.find((t) => t.label === 'mlgate-hpm');
+  if (!only && hpm) {
+    log('POST /login (admin, argon2id)');
+    loginRun = wrk(hpm.port, '/login', Math.min(DUR, 5), { script: loginScript, conns: 8 });
+    log('POST /login/refreshToken (memory store)');
+    const chains: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const l = await req(hpm.port, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+      chains.push(JSON.parse(l.text).refresh_token as string);
     }
-    await stop(gw);
+    refresh = await refreshLoad({ port: hpm.port, refreshTokens: chains, seconds: Math.min(DUR, 5), dir: TMP, pinCpu: PIN ? 0 : undefined });
   }
+  for (const ch of [...children]) if (ch !== up) await stop(ch);
 
   // Cluster mode (server.workers): 1 and 2 workers of the default engine, both on the Redis store (cluster mode needs
   // it), workers and wrk not pinned: the workers need both cores, which they share with wrk and the upstream.
@@ -464,13 +488,13 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push(`# mlgate benchmark — ${new Date().toISOString()}`);
   lines.push('');
   lines.push(
-    `Command: \`npm run bench\` (DUR=${DUR}s RUNS=${RUNS} for nginx-proxy and mlgate, ANCHOR_DUR=${ANCHOR.dur}s ANCHOR_RUNS=${ANCHOR.runs} for direct, caddy-proxy and the floor; WARM=${WARM}s CONNS=${CONNS} PIN=${PIN ? 1 : 0}). ${PIN ? 'wrk and the upstream on CPU0, the server under test on CPU1.' : 'No CPU pinning.'}`,
+    `Command: \`npm run bench\` (DUR=${DUR}s RUNS=${RUNS} rounds over nginx-proxy, caddy-proxy, the floor and both mlgate engines, all running at once on their own ports and measured in turn, the order reversed every other round; ANCHOR_DUR=${ANCHOR.dur}s ANCHOR_RUNS=${ANCHOR.runs} for direct; WARM=${WARM}s CONNS=${CONNS} PIN=${PIN ? 1 : 0}). ${PIN ? 'wrk and the upstream on CPU0, the servers under test on CPU1.' : 'No CPU pinning.'}`,
   );
   lines.push(
     `Machine: ${execFileSync('sh', ['-c', "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).toString().trim()} x ${execFileSync('nproc').toString().trim()}; ${execFileSync('sh', ['-c', 'nginx -v 2>&1']).toString().trim()}; caddy ${execFileSync('caddy', ['version']).toString().trim().split(' ')[0]}; node ${execFileSync(node, ['--version']).toString().trim()}.`,
   );
   lines.push(
-    'Median of the runs by req/s. mlgate rows: authenticated (ES256 bearer, verified-token cache), authorized (route table + role), assertion header, mTLS upstream; mlgate-hpm is the default engine (proxy.engine: hpm), mlgate-undici the other. nginx-proxy, caddy-proxy and hono-hpm-floor (@hono/node-server + http-proxy-middleware, bench/hono-hpm-floor.ts) forward with no auth at all; direct is the upstream alone.',
+    'Each row: the round with the median req/s. mlgate rows: authenticated (ES256 bearer, verified-token cache), authorized (route table + role), assertion header, mTLS upstream; mlgate-hpm is the default engine (proxy.engine: hpm), mlgate-undici the other. nginx-proxy, caddy-proxy and hono-hpm-floor (@hono/node-server + http-proxy-middleware, bench/hono-hpm-floor.ts) forward with no auth at all; direct is the upstream alone.',
   );
   lines.push('');
   lines.push('| target | request | req/s | p50 ms | p99 ms | CPU us/req | RSS MiB | non-2xx |');
@@ -523,6 +547,10 @@ function cleanup(): void {
 process.on('SIGINT', () => {
   cleanup();
   process.exit(130);
+});
+// Also on an exit nobody planned (a closed stdout pipe): no server under test is left running.
+process.on('exit', () => {
+  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
 });
 main().then(
   () => {
