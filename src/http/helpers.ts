@@ -37,7 +37,7 @@ export async function readJsonObjectFrom(incoming: IncomingMessage, limit: numbe
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (): void => {
-      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onError);
+      incoming.off('data', onData).off('end', onEnd).off('error', onError).off('close', onError);
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
@@ -57,7 +57,8 @@ export async function readJsonObjectFrom(incoming: IncomingMessage, limit: numbe
       done();
       reject(new BadRequest('The request body could not be read.', 'malformed_json', 'client aborted the body'));
     };
-    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onError);
+    // 'close' before 'end': the client went away mid-body (the promise must settle, not wait forever).
+    incoming.on('data', onData).on('end', onEnd).on('error', onError).on('close', onError);
   });
   return parseJsonObject(text);
 }
