@@ -29,7 +29,7 @@ const CONNS = Number(process.env.CONNS ?? 64);
 const PIN = process.env.PIN !== '0';
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-'));
-const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448, redis: 29449, mlgateUndici: 29450 };
+const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgate: 29446, caddy: 29447, floor: 29448, redis: 29449, mlgateUndici: 29450, mlgateCluster2: 29451 };
 const ENGINES = ['hpm', 'undici'] as const;
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const ADMIN_PASSWORD = 'bench-admin-password';
@@ -454,19 +454,31 @@ https://127.0.0.1:${PORT.caddy} {
     need('redis-server', 'redis-server');
     const redis = start('redis', 'redis-server', ['--port', String(PORT.redis), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP]);
     await waitTcp(PORT.redis);
+    // Both at once on their own ports, measured in alternating rounds like the proxies above.
+    const clusters: Array<{ workers: number; label: string; pid: number; port: number; token: string; child: ChildProcess }> = [];
     for (const workers of [1, 2]) {
       const label = `mlgate-hpm x${workers} (Redis, unpinned)`;
-      const gw = start(`mlgate-cluster-${workers}`, node, [...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf('hpm', workers)]);
-      await waitUp(PORT.mlgate, '/mlgate/health');
-      const login = await req(PORT.mlgate, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
+      const port = workers === 1 ? PORT.mlgate : PORT.mlgateCluster2;
+      const gw = start(`mlgate-cluster-${workers}`, node, [...NODE_FLAGS, join(ROOT, 'src/main.ts'), '--config', mlgateConf('hpm', workers, port)]);
+      await waitUp(port, '/mlgate/health');
+      const login = await req(port, 'POST', '/login', JSON.stringify({ username: 'admin', password: ADMIN_PASSWORD }), { 'content-type': 'application/json' });
       if (login.status !== 200) throw new Error(`${label} login failed: ${login.status} ${login.text}`);
       const token = JSON.parse(login.text).access_token as string;
-      await sanity(label, PORT.mlgate, { authorization: `Bearer ${token}` });
-      log(`${label}`);
-      const run = measure(`${label} GET`, gw.pid!, PORT.mlgate, GET_PATH, { token, pin: false, ...ANCHOR });
-      clusterRuns.set(workers, run);
-      rows.push({ label, what: 'GET', run });
-      await stop(gw);
+      await sanity(label, port, { authorization: `Bearer ${token}` });
+      wrk(port, GET_PATH, WARM, { token, pin: false });
+      clusters.push({ workers, label, pid: gw.pid!, port, token, child: gw });
+    }
+    const clusterSamples = new Map<number, Run[]>();
+    for (let round = 0; round < RUNS; round++) {
+      for (const cl of round % 2 === 0 ? clusters : [...clusters].reverse()) {
+        clusterSamples.set(cl.workers, [...(clusterSamples.get(cl.workers) ?? []), runOnce(`${cl.label} GET round ${round + 1}`, cl.pid, cl.port, GET_PATH, { token: cl.token, pin: false })]);
+      }
+    }
+    for (const cl of clusters) {
+      const run = median(clusterSamples.get(cl.workers)!);
+      clusterRuns.set(cl.workers, run);
+      rows.push({ label: cl.label, what: 'GET', run });
+      await stop(cl.child);
     }
     await stop(redis);
   }
@@ -514,10 +526,10 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push('');
   lines.push(`Paced GET (each of the ${CONNS} connections waits ${PACE_MS} ms between requests: the same offered rate for every target, below saturation; p99 is the latency the proxy adds, not its queue):`);
   lines.push('');
-  lines.push('| target | req/s | p50 ms | p99 ms | p99 / nginx-proxy p99 | CPU us/req |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
+  lines.push('| target | req/s | p50 ms | p99 ms | p99 / nginx-proxy p99 | CPU us/req | its core busy |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|');
   const nginxPaced = pacedRows.find((r) => r.label === 'nginx-proxy')!.run;
-  for (const r of pacedRows) lines.push(`| ${r.label} | ${r.run.rps.toFixed(0)} | ${r.run.p50.toFixed(2)} | ${r.run.p99.toFixed(2)} | ${(r.run.p99 / nginxPaced.p99).toFixed(2)} | ${r.run.cpuUsPerReq.toFixed(1)} |`);
+  for (const r of pacedRows) lines.push(`| ${r.label} | ${r.run.rps.toFixed(0)} | ${r.run.p50.toFixed(2)} | ${r.run.p99.toFixed(2)} | ${(r.run.p99 / nginxPaced.p99).toFixed(2)} | ${r.run.cpuUsPerReq.toFixed(1)} | ${((r.run.rps * r.run.cpuUsPerReq) / 1e4).toFixed(0)}% |`);
   lines.push('');
   lines.push(`- RSS after the runs (target <= 150 MiB): mlgate-hpm ${find('mlgate-hpm', 'POST 1KB').rss.toFixed(0)} MiB, mlgate-undici ${find('mlgate-undici', 'POST 1KB').rss.toFixed(0)} MiB`);
   for (const [label, report] of memory) lines.push(`  - ${label} at the end, from its /mlgate/metrics: ${report}`);
