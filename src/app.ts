@@ -16,7 +16,6 @@ import {
   GatewayError,
   InvalidToken,
   MethodNotAllowed,
-  PayloadTooLarge,
   RevocationUnavailable,
   RouteNotFound,
   type ErrorBody,
