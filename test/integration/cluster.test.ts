@@ -1,7 +1,6 @@
 // Cluster mode: the real `mlgate` process with server.workers 2 on a shared Redis store.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,7 @@ import { hashPassword } from '../../src/auth/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
 import { generatePrivateKeyPem } from '../../src/tokens/index.ts';
 import { startRedis, type RedisServer } from './servers/redis.ts';
-import { ADMIN_PASSWORD, CA, ROOT, cert } from './setup.ts';
+import { ADMIN_PASSWORD, CA, ROOT, cert, requestOnce } from './setup.ts';
 
 let dir: string;
 let node: ExampleNode;
@@ -20,18 +19,7 @@ let exited: Promise<number | null>;
 let output = '';
 let port: number;
 
-function call(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    // agent: false = a new connection each time, so the kernel spreads them over the workers.
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, ca: CA, servername: 'localhost', agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    r.on('error', reject);
-    r.end(body);
-  });
-}
+const call = (method: string, path: string, headers: Record<string, string> = {}, body?: string) => requestOnce(port, method, path, headers, body);
 
 // Workers need a port number up front. Below 32768: the kernel hands out ephemeral ports (client sockets and the
 // listen(0) servers of other test files) from 32768-60999, and one of those took a randomly picked port once.

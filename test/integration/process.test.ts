@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
-import { ADMIN_PASSWORD, CA, ROOT, cert } from './setup.ts';
+import { ADMIN_PASSWORD, CA, ROOT, cert, requestOnce } from './setup.ts';
 
 const NODE = join(ROOT, 'node_modules/.bin/node');
 let dir: string;
@@ -64,17 +64,7 @@ async function writeConfig(port: number): Promise<string> {
   return file;
 }
 
-function call(port: number, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, ca: CA, servername: 'localhost', agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    r.on('error', reject);
-    r.end(body);
-  });
-}
+const call = requestOnce;
 
 async function waitListening(port: number): Promise<void> {
   for (let i = 0; i < 150; i++) {

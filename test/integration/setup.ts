@@ -139,6 +139,22 @@ export function request(
   });
 }
 
+/**
+ * One request on a connection of its own (agent: false), to a gateway running as a separate process: with cluster
+ * workers, the kernel spreads new connections over them.
+ */
+export function requestOnce(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const r = https.request({ host: '127.0.0.1', port, method, path, headers, ca: CA, servername: 'localhost', agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
 /** Sends bytes exactly as given (no client-side normalization) and returns the raw answer. */
 /** halfClose: false keeps the write side open (send Connection: close), for handlers slower than the client's FIN. */
 export function rawRequest(port: number, raw: string | Buffer, timeoutMs = 5000, halfClose = true): Promise<{ status: number; head: string; body: string }> {
