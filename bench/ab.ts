@@ -6,14 +6,14 @@
 //
 // Env: A, B (checkout roots, default B = this one), ENGINE (hpm | undici | both), ROUNDS=3, DUR=5 (s per run),
 // WARM=2, CONNS=64, PIN=1 (wrk+upstream on CPU0, mlgate on CPU1), POST=1 (also POST 1 KB), CPU_PROF=dir.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { hashPassword } from '../src/auth/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
 import { makeBenchPki } from './pki.ts';
+import { call, cpuTicks, HZ, log, parseWrk, pinned, rssMiB, ServerSet, waitUp } from './processes.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const A = resolve(process.env.A ?? '');
@@ -29,68 +29,23 @@ const TMP = mkdtempSync(join(tmpdir(), 'mlgate-ab-'));
 const PORT = { upstream: 29453, mlgate: 29456 };
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const PASSWORD = 'bench-admin-password';
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-const children = new Set<ChildProcess>();
+const servers = new ServerSet(TMP);
+const cpu = (n: number): number | undefined => (PIN ? n : undefined);
+const start = (name: string, n: number, cmd: string, args: string[]): ChildProcess => servers.start(name, cmd, args, { cpu: cpu(n) });
+const stop = (child: ChildProcess): Promise<void> => servers.stop(child);
+const req = (port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}) => call(port, method, path, { body, headers });
 
-const log = (msg: string): void => void process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-const pinned = (cpu: number, cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
-
-function start(name: string, cpu: number, cmd: string, args: string[]): ChildProcess {
-  const [c, a] = pinned(cpu, cmd, args);
-  const child = spawn(c, a, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const file = join(TMP, `${name}.log`);
-  child.stdout?.on('data', (d: Buffer) => writeFileSync(file, d, { flag: 'a' }));
-  child.stderr?.on('data', (d: Buffer) => writeFileSync(file, d, { flag: 'a' }));
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await done;
-}
-function req(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
-  return new Promise((ok, fail) => {
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => ok({ status: res.statusCode ?? 0, text }));
-    });
-    r.on('error', fail);
-    r.end(body);
-  });
-}
-async function waitUp(port: number, path: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      return void (await req(port, 'GET', path));
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`port ${port} did not come up (logs in ${TMP})`);
-}
-function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]);
-}
 interface Run { rps: number; p99: number; us: number; rss: number }
 function wrk(pid: number, path: string, seconds: number, token: string, script?: string): Run {
   const args = ['-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-H', `Authorization: Bearer ${token}`, ...(script ? ['-s', script] : []), `https://127.0.0.1:${PORT.mlgate}${path}`];
   const c0 = cpuTicks(pid);
   const t0 = performance.now();
-  const [c, a] = pinned(0, 'wrk', args);
+  const [c, a] = pinned(cpu(0), 'wrk', args);
   const out = execFileSync(c, a, { encoding: 'utf8' });
   const secs = (performance.now() - t0) / 1000;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p99raw = /^\s+99%\s+([\d.]+)(us|ms|s)/m.exec(out);
-  const p99 = p99raw ? Number(p99raw[1]) * (p99raw[2] === 'us' ? 0.001 : p99raw[2] === 's' ? 1000 : 1) : NaN;
-  if (/Non-2xx/.test(out)) throw new Error(`non-2xx answers:\n${out}`);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  return { rps, p99, us: (((cpuTicks(pid) - c0) / HZ) / (rps * secs)) * 1e6, rss };
+  const { rps, p99, non2xx } = parseWrk(out);
+  if (non2xx > 0) throw new Error(`non-2xx answers:\n${out}`);
+  return { rps, p99, us: (((cpuTicks(pid) - c0) / HZ) / (rps * secs)) * 1e6, rss: rssMiB(pid) };
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
@@ -172,7 +127,7 @@ http { access_log off; keepalive_timeout 65s; keepalive_requests 1000000; client
 }
 
 function cleanup(): void {
-  for (const ch of children) ch.kill('SIGTERM');
+  servers.killAll();
   if (process.env.KEEP_TMP !== '1') rmSync(TMP, { recursive: true, force: true });
 }
 main().then(

@@ -1,7 +1,7 @@
 // npm run bench:redis: what the Redis store costs and how fast revocation travels, with two real mlgate processes
 // on one redis-server: refresh rate, Redis commands per proxied request (the hot path must make none), and the
 // time from a revocation answered by instance A to instance B refusing the token (p50/p99 over TRIALS).
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -11,6 +11,7 @@ import argon2 from 'argon2';
 import { genCerts } from '../src/cli/gencerts.ts';
 import { startExampleNode } from '../src/example-node/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
+import { call, cpuTicks, HZ, log, pinned, ServerSet, waitTcp } from './processes.ts';
 import { refreshLoad } from './refresh-load.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -20,10 +21,9 @@ const CHAINS = Number(process.env.CHAINS ?? 32);
 const DUR = Number(process.env.DUR ?? 10);
 // PIN=1 (default): the load client and redis-server on CPU0, the gateway under test on CPU1, as in npm run bench.
 const PIN = process.env.PIN !== '0';
-const pinned = (cpu: number, cmd: string, args: string[]): [string, string[]] => (PIN ? ['taskset', ['-c', String(cpu), cmd, ...args]] : [cmd, args]);
+const cpu = (n: number): number | undefined => (PIN ? n : undefined);
 const PASSWORD = 'bench-redis-password';
-const children: ChildProcess[] = [];
-const log = (m: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+const servers = new ServerSet(TMP);
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -34,30 +34,12 @@ function freePort(): Promise<number> {
   });
 }
 
-async function waitTcp(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`port ${port} did not open`);
-}
-
 const agent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
-function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, agent }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    r.on('error', reject);
-    r.end(body);
-  });
-}
+// Kept alive: a revocation sample must not include a TLS handshake.
+const callKeptAlive = (port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string) => call(port, method, path, { headers, body, agent });
 
 const login = async (port: number) => {
-  const r = await call(port, 'POST', '/login', { 'content-type': 'application/json' }, JSON.stringify({ username: 'admin', password: PASSWORD }));
+  const r = await callKeptAlive(port, 'POST', '/login', { 'content-type': 'application/json' }, JSON.stringify({ username: 'admin', password: PASSWORD }));
   if (r.status !== 200) throw new Error(`login: ${r.status} ${r.text}`);
   return JSON.parse(r.text) as { access_token: string; refresh_token: string };
 };
@@ -65,13 +47,7 @@ const login = async (port: number) => {
 const redisCommands = (port: number): number =>
   Number(/total_commands_processed:(\d+)/.exec(execFileSync('redis-cli', ['-p', String(port), 'INFO', 'stats']).toString())?.[1]);
 
-/** CPU seconds (user + system) the process has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+const cpuSeconds = (pid: number): number => cpuTicks(pid) / HZ;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
@@ -81,7 +57,7 @@ async function main(): Promise<void> {
   genCerts({ dir: certs, edgeHosts: ['localhost', '127.0.0.1'], nodeHosts: ['localhost', '127.0.0.1'], days: 2 });
   const c = (n: string) => join(certs, n);
   const redisPort = await freePort();
-  children.push(spawn(...pinned(0, 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP]), { stdio: 'ignore' }));
+  servers.start('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', TMP], { cpu: cpu(0) });
   await waitTcp(redisPort);
   const node = await startExampleNode({ cert: readFileSync(c('node.crt')), key: readFileSync(c('node.key')), ca: readFileSync(c('ca.crt')) });
   writeFileSync(join(TMP, 'key.pem'), await generatePrivateKeyPem('ES256'));
@@ -90,11 +66,6 @@ async function main(): Promise<void> {
   // A and B share the Redis store; M is the same gateway on the memory store (the same-run reference for refresh).
   const ports = [await freePort(), await freePort(), await freePort()];
   const gatewayPids: number[] = [];
-  const spawnGateway = (...a: Parameters<typeof spawn>): number => {
-    const child = spawn(...a);
-    children.push(child);
-    return child.pid!;
-  };
   for (const [i, port] of ports.entries()) {
     const file = join(TMP, `mlgate-${i}.json`);
     const store = i < 2 ? { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } } : { kind: 'memory' };
@@ -109,8 +80,7 @@ async function main(): Promise<void> {
     }));
     const prof = process.env.CPU_PROF && i !== 1 ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=mlgate-refresh-${i === 0 ? 'redis' : 'memory'}-${Date.now()}.cpuprofile`] : [];
     const args = [...prof, '--max-semi-space-size=16', '--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', file];
-    const [cmd, argv] = i === 1 ? [join(ROOT, 'node_modules/.bin/node'), args] : pinned(1, join(ROOT, 'node_modules/.bin/node'), args);
-    gatewayPids.push(spawnGateway(cmd, argv, { stdio: 'ignore' }));
+    gatewayPids.push(servers.start(`mlgate-${i}`, join(ROOT, 'node_modules/.bin/node'), args, { cpu: i === 1 ? undefined : cpu(1) }).pid!);
   }
   for (const p of ports) await waitTcp(p);
   const [A, B, M] = ports as [number, number, number];
@@ -129,7 +99,7 @@ async function main(): Promise<void> {
   // The floor under any refresh: the smallest answer mlgate gives (GET /mlgate/health), same connections and pinning.
   log(`floor: GET /mlgate/health on M (wrk, ${CHAINS} connections, ${DUR} s)`);
   const wrkArgs = ['-t1', `-c${CHAINS}`, `-d${DUR}s`, `https://127.0.0.1:${M}/mlgate/health`];
-  const [wcmd, wargv] = pinned(0, 'wrk', wrkArgs);
+  const [wcmd, wargv] = pinned(cpu(0), 'wrk', wrkArgs);
   execFileSync(wcmd, wargv.map((a) => (a === `-d${DUR}s` ? '-d2s' : a)));
   const h0 = cpuSeconds(gatewayPids[2]!);
   const healthOut = await new Promise<string>((resolve, reject) => execFile(wcmd, wargv, { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out))));
@@ -143,7 +113,7 @@ async function main(): Promise<void> {
   log('Redis commands per proxied request (2,000 GET /status through A, background subtracted)');
   const { access_token } = await login(A);
   const auth = { authorization: `Bearer ${access_token}` };
-  await call(A, 'GET', '/status', auth);
+  await callKeptAlive(A, 'GET', '/status', auth);
   const idle0 = redisCommands(redisPort);
   const idleStart = performance.now();
   await new Promise((r) => setTimeout(r, 2000));
@@ -153,7 +123,7 @@ async function main(): Promise<void> {
   const s0 = performance.now();
   let ok = 0;
   for (let i = 0; i < n / 16; i++) {
-    const replies = await Promise.all(Array.from({ length: 16 }, () => call(A, 'GET', '/status', auth)));
+    const replies = await Promise.all(Array.from({ length: 16 }, () => callKeptAlive(A, 'GET', '/status', auth)));
     ok += replies.filter((r) => r.status === 200).length;
   }
   const during = redisCommands(redisPort) - c0;
@@ -165,13 +135,13 @@ async function main(): Promise<void> {
   for (let i = 0; i < TRIALS; i++) {
     const t = await login(A);
     const h = { authorization: `Bearer ${t.access_token}` };
-    const first = await call(B, 'GET', '/status', h);
+    const first = await callKeptAlive(B, 'GET', '/status', h);
     if (first.status !== 200) throw new Error(`B refused a fresh token: ${first.status} ${first.text}`);
-    const del = await call(A, 'DELETE', `/login/refreshToken?refreshToken=${t.refresh_token}`);
+    const del = await callKeptAlive(A, 'DELETE', `/login/refreshToken?refreshToken=${t.refresh_token}`);
     if (del.status !== 200) throw new Error(`revoke: ${del.status}`);
     const revokedAt = performance.now();
     for (;;) {
-      const r = await call(B, 'GET', '/status', h);
+      const r = await callKeptAlive(B, 'GET', '/status', h);
       if (r.status === 401) break;
       if (performance.now() - revokedAt > 5000) throw new Error('B still accepts a revoked token after 5 s');
     }
@@ -199,13 +169,9 @@ async function main(): Promise<void> {
 
 function cleanup(): void {
   agent.destroy();
-  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
+  servers.killAll();
   rmSync(TMP, { recursive: true, force: true });
 }
-// Also on an exit nobody planned (a closed stdout pipe, Ctrl-C): no gateway or redis-server is left running.
-process.on('exit', () => {
-  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
-});
 process.on('SIGINT', () => process.exit(130));
 main().then(
   () => {

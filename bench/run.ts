@@ -8,15 +8,14 @@
 // too); ONLY=a,b (targets: direct, nginx, caddy,
 // floor, mlgate-hpm, mlgate-undici, cluster; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each
 // mlgate run, summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import https from 'node:https';
-import net from 'node:net';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword } from '../src/auth/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
 import { makeBenchPki } from './pki.ts';
+import { call, cpuTicks, HZ, log, parseWrk, pinned, rssMiB, ServerSet, waitTcp, waitUp } from './processes.ts';
 import { refreshLoad } from './refresh-load.ts';
 import { verifyCost } from './verify-cost.ts';
 
@@ -33,11 +32,12 @@ const PORT = { upstreamMtls: 29443, upstreamTls: 29444, nginxProxy: 29445, mlgat
 const ENGINES = ['hpm', 'undici'] as const;
 const BODY = '{"status":"ok","service":"svc","version":"v1","data":{"id":12345,"name":"bench","tags":["a","b","c"]},"pad":"0123456789"}';
 const ADMIN_PASSWORD = 'bench-admin-password';
-const children = new Set<ChildProcess>();
-
-function log(msg: string): void {
-  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-}
+const servers = new ServerSet(TMP);
+const cpu = (prefixCpu: number | undefined, cmd: string, args: string[]): [string, string[]] => pinned(PIN ? prefixCpu : undefined, cmd, args);
+const start = (name: string, cmd: string, args: string[], pinTo?: number, env: NodeJS.ProcessEnv = process.env): ChildProcess =>
+  servers.start(name, cmd, args, { cpu: PIN ? pinTo : undefined, env });
+const stop = (child: ChildProcess): Promise<void> => servers.stop(child);
+const req = (port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}) => call(port, method, path, { body, headers });
 
 function need(bin: string, pkg: string): void {
   try {
@@ -49,119 +49,14 @@ function need(bin: string, pkg: string): void {
   }
 }
 
-function cpu(prefixCpu: number | undefined, cmd: string, args: string[]): [string, string[]] {
-  return PIN && prefixCpu !== undefined ? ['taskset', ['-c', String(prefixCpu), cmd, ...args]] : [cmd, args];
-}
-
-function start(name: string, cmd: string, args: string[], pinTo?: number, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const [c, a] = cpu(pinTo, cmd, args);
-  const child = spawn(c, a, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logFile = join(TMP, `${name}.log`);
-  child.stdout?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
-  child.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }));
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const done = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
-}
-
-function req(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    // agent: false: a kept-alive socket idle past the server's keep-alive timeout would race its close (socket hang up).
-    const r = https.request({ host: '127.0.0.1', port, method, path, headers, rejectUnauthorized: false, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
-    r.on('error', reject);
-    r.end(body);
-  });
-}
-
 /** Where the RSS is, from the gateway's own metrics (prom-client default metrics). */
 async function memoryReport(port: number): Promise<string> {
-  const text = (await req(port, 'GET', '/mlgate/metrics')).text;
+  const text = (await call(port, 'GET', '/mlgate/metrics')).text;
   const mib = (name: string, labels = ''): string => {
     const m = new RegExp(`^mlgate_${name}${labels.replace(/[{}"]/g, '\\$&')} ([\\d.e+]+)$`, 'm').exec(text);
     return m ? (Number(m[1]) / 1048576).toFixed(0) : '?';
   };
   return `rss ${mib('process_resident_memory_bytes')} MiB, heap total ${mib('nodejs_heap_size_total_bytes')} used ${mib('nodejs_heap_size_used_bytes')}, new space ${mib('nodejs_heap_space_size_total_bytes', '{space="new"}')}, external ${mib('nodejs_external_memory_bytes')} MiB`;
-}
-
-async function waitTcp(port: number): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(true));
-      s.on('error', () => resolve(false));
-      s.on('connect', () => s.destroy());
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} did not come up (logs in ${TMP})`);
-}
-
-async function waitUp(port: number, path = '/'): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      await req(port, 'GET', path);
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`port ${port} did not come up (logs in ${TMP})`);
-}
-
-/** The process and its children (nginx workers, taskset'd children). */
-function tree(pid: number): number[] {
-  let kids: number[] = [];
-  try {
-    kids = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    // no children
-  }
-  return [pid, ...kids.flatMap(tree)];
-}
-function ticks(pid: number): number {
-  let sum = 0;
-  for (const p of tree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      sum += Number(f[11]) + Number(f[12]);
-    } catch {
-      // exited
-    }
-  }
-  return sum;
-}
-function rssMiB(pid: number): number {
-  let kib = 0;
-  for (const p of tree(pid)) {
-    try {
-      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      // exited
-    }
-  }
-  return kib / 1024;
-}
-const HZ = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-
-function toMs(s: string): number {
-  const m = /^([\d.]+)(us|ms|s|m)$/.exec(s.trim());
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60000;
 }
 
 interface Run { rps: number; p50: number; p99: number; non2xx: number; errors: string; cpuUsPerReq: number; rss: number }
@@ -172,24 +67,16 @@ function wrk(port: number, path: string, seconds: number, opts: { token?: string
   if (opts.script) args.push('-s', opts.script);
   args.push(`https://127.0.0.1:${port}${path}`);
   const [c, a] = cpu(opts.pin === false ? undefined : 0, 'wrk', args);
-  const out = execFileSync(c, a, { encoding: 'utf8', maxBuffer: 1 << 24 });
-  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? NaN);
-  return {
-    rps: num(/Requests\/sec:\s+([\d.]+)/),
-    p50: toMs(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? ''),
-    p99: toMs(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? ''),
-    non2xx: num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0,
-    errors: /Socket errors:(.*)/.exec(out)?.[1]?.trim() ?? '',
-  };
+  return parseWrk(execFileSync(c, a, { encoding: 'utf8', maxBuffer: 1 << 24 }));
 }
 
 /** One wrk run against a server under test, with its CPU per request (from /proc) and RSS after. */
 function runOnce(label: string, pid: number, port: number, path: string, opts: { token?: string; script?: string; dur?: number; pin?: boolean } = {}): Run {
-  const c0 = ticks(pid);
+  const c0 = cpuTicks(pid);
   const t0 = performance.now();
   const r = wrk(port, path, opts.dur ?? DUR, opts);
   const secs = (performance.now() - t0) / 1000;
-  const cpuSecs = (ticks(pid) - c0) / HZ;
+  const cpuSecs = (cpuTicks(pid) - c0) / HZ;
   const run = { ...r, cpuUsPerReq: (cpuSecs / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
   log(`  ${label}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms cpu ${run.cpuUsPerReq.toFixed(1)} us/req rss ${run.rss.toFixed(0)} MiB non2xx ${r.non2xx} ${r.errors}`);
   return run;
@@ -322,11 +209,11 @@ https://127.0.0.1:${PORT.caddy} {
   // Paced p99 moves a lot from run to run (one stall of the box is 1% of a run): RUNS rounds, the median p99.
   const pacedSamples = new Map<string, Run[]>();
   const paced = (label: string, pid: number, port: number, token: string): void => {
-    const c0 = ticks(pid);
+    const c0 = cpuTicks(pid);
     const t0 = performance.now();
     const r = wrk(port, GET_PATH, DUR, { token, script: pacedScript });
     const secs = (performance.now() - t0) / 1000;
-    const run = { ...r, cpuUsPerReq: ((ticks(pid) - c0) / HZ / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
+    const run = { ...r, cpuUsPerReq: ((cpuTicks(pid) - c0) / HZ / (r.rps * secs)) * 1e6, rss: rssMiB(pid) };
     log(`  ${label} paced GET: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms non2xx ${r.non2xx} ${r.errors}`);
     pacedSamples.set(label, [...(pacedSamples.get(label) ?? []), run]);
   };
@@ -456,7 +343,7 @@ https://127.0.0.1:${PORT.caddy} {
     }
     refresh = await refreshLoad({ port: hpm.port, refreshTokens: chains, seconds: Math.min(DUR, 5), dir: TMP, pinCpu: PIN ? 0 : undefined });
   }
-  for (const ch of [...children]) if (ch !== up) await stop(ch);
+  for (const ch of servers.running()) if (ch !== up) await stop(ch);
 
   // Cluster mode (server.workers): 1 and 2 workers of the default engine, both on the Redis store (cluster mode needs
   // it), workers and wrk not pinned: the workers need both cores, which they share with wrk and the upstream.
@@ -564,16 +451,12 @@ https://127.0.0.1:${PORT.caddy} {
 
 function cleanup(): void {
   // SIGTERM, not SIGKILL: nginx's master then stops its workers (a killed master leaves them holding the ports).
-  for (const ch of children) ch.kill('SIGTERM');
+  servers.killAll();
   if (process.env.KEEP_TMP !== '1') rmSync(TMP, { recursive: true, force: true });
 }
 process.on('SIGINT', () => {
   cleanup();
   process.exit(130);
-});
-// Also on an exit nobody planned (a closed stdout pipe): no server under test is left running.
-process.on('exit', () => {
-  for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
 });
 main().then(
   () => {
