@@ -1,5 +1,5 @@
 // Login, refresh and revoke: the ML Server token lifecycle on top of a TokenStore.
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { InvalidRefreshToken } from '../errors.ts';
 import type { IdentitySnapshot, RefreshRecord, TokenStore } from '../store/index.ts';
@@ -34,7 +34,7 @@ export interface SessionHooks {
 const REFRESH_TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 export function hashRefreshToken(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
+  return hash('sha256', token, 'base64url');
 }
 
 function newRefreshToken(): string {

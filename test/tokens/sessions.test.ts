@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, describe, it, expect } from 'vitest';
 import { DirectoryUnavailable, InvalidRefreshToken } from '../../src/errors.ts';
 import { MemoryTokenStore } from '../../src/store/index.ts';
@@ -62,6 +62,15 @@ async function expectRefreshRejected(p: Promise<unknown>): Promise<InvalidRefres
   expect(e.code).toBe('invalid_refresh_token');
   return e;
 }
+
+describe('hashRefreshToken', () => {
+  it('is the SHA-256 of the token in base64url: tokens stored by an earlier version are still found', () => {
+    for (const token of [randomBytes(32).toString('base64url'), 'A'.repeat(43)]) {
+      expect(hashRefreshToken(token)).toBe(createHash('sha256').update(token).digest('base64url'));
+    }
+    expect(hashRefreshToken('A'.repeat(43))).not.toBe(hashRefreshToken(`${'A'.repeat(42)}B`));
+  });
+});
 
 describe('SessionService.login', () => {
   it('answers exactly the ML Server shape, with numbers for expires_in/expires_on', async () => {
