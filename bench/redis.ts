@@ -19,6 +19,12 @@ const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-redis-'));
 const TRIALS = Number(process.env.TRIALS ?? 200);
 const CHAINS = Number(process.env.CHAINS ?? 32);
 const DUR = Number(process.env.DUR ?? 10);
+// Memory and Redis refresh are measured in ROUNDS alternating rounds (median): this shared machine's speed drifts.
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+// REFRESH_ONLY=1: the refresh rounds only (e.g. with CPU_PROF), RESULTS-redis.md untouched.
+const REFRESH_ONLY = process.env.REFRESH_ONLY === '1';
+// WORKERS=N: instance A (Redis) in cluster mode with N workers (server.workers); use with PIN=0 to spread it over the cores.
+const WORKERS = Number(process.env.WORKERS ?? 1);
 // PIN=1 (default): the load client and redis-server on CPU0, the gateway under test on CPU1, as in npm run bench.
 const PIN = process.env.PIN !== '0';
 const cpu = (n: number): number | undefined => (PIN ? n : undefined);
@@ -71,7 +77,7 @@ async function main(): Promise<void> {
     const store = i < 2 ? { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } } : { kind: 'memory' };
     writeFileSync(file, JSON.stringify({
       mode: 'production',
-      server: { host: '127.0.0.1', port, tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+      server: { host: '127.0.0.1', port, ...(i === 0 && WORKERS > 1 ? { workers: WORKERS } : {}), tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash }, throttle: { enabled: false } },
       tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'key.pem') }] },
       store,
@@ -93,9 +99,27 @@ async function main(): Promise<void> {
     const r = await refreshLoad({ port, refreshTokens: tokens, seconds: DUR, dir: TMP, pinCpu: PIN ? 0 : undefined });
     return { ...r, cpuUsPerRefresh: ((cpuSeconds(pid) - cpu0) / (r.ok + r.failures)) * 1e6 };
   };
-  log(`refresh rate on the memory store (${CHAINS} chains, ${DUR} s)`);
-  const memoryRefresh = await refreshRun(M, gatewayPids[2]!);
-  log(`  ${memoryRefresh.rps.toFixed(0)}/s p50 ${memoryRefresh.p50.toFixed(1)} ms p99 ${memoryRefresh.p99.toFixed(1)} ms cpu ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${memoryRefresh.failures} ${JSON.stringify(memoryRefresh.statuses)}`);
+  const median = <T,>(runs: T[], by: (r: T) => number): T => [...runs].sort((a, b) => by(a) - by(b))[Math.floor(runs.length / 2)]!;
+  const show = (r: Awaited<ReturnType<typeof refreshRun>>) =>
+    `${r.rps.toFixed(0)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${r.failures} ${JSON.stringify(r.statuses)}`;
+  const memoryRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
+  const redisRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    log(`round ${round}/${ROUNDS}: refresh on the memory store (M, ${CHAINS} chains, ${DUR} s)`);
+    memoryRuns.push(await refreshRun(M, gatewayPids[2]!));
+    log(`  ${show(memoryRuns.at(-1)!)}`);
+    log(`round ${round}/${ROUNDS}: refresh on Redis (A, ${CHAINS} chains, ${DUR} s)`);
+    redisRuns.push(await refreshRun(A, gatewayPids[0]!));
+    log(`  ${show(redisRuns.at(-1)!)}`);
+  }
+  const memoryRefresh = median(memoryRuns, (r) => r.rps);
+  const redisRefresh = median(redisRuns, (r) => r.rps);
+  const rounds = (runs: { rps: number }[]) => runs.map((r) => r.rps.toFixed(0)).join(', ');
+  if (REFRESH_ONLY) {
+    log(`median: memory ${show(memoryRefresh)}; redis ${show(redisRefresh)}`);
+    await node.close();
+    return;
+  }
   // The floor under any refresh: the smallest answer mlgate gives (GET /mlgate/health), same connections and pinning.
   log(`floor: GET /mlgate/health on M (wrk, ${CHAINS} connections, ${DUR} s)`);
   const wrkArgs = ['-t1', `-c${CHAINS}`, `-d${DUR}s`, `https://127.0.0.1:${M}/mlgate/health`];
@@ -106,9 +130,6 @@ async function main(): Promise<void> {
   const healthRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(healthOut)?.[1]);
   const healthCpuUs = ((cpuSeconds(gatewayPids[2]!) - h0) / (healthRps * DUR)) * 1e6;
   log(`  ${healthRps.toFixed(0)}/s, cpu ${healthCpuUs.toFixed(0)} us/request`);
-  log(`refresh rate on Redis (${CHAINS} chains, ${DUR} s, instance A)`);
-  const redisRefresh = await refreshRun(A, gatewayPids[0]!);
-  log(`  ${redisRefresh.rps.toFixed(0)}/s p50 ${redisRefresh.p50.toFixed(1)} ms p99 ${redisRefresh.p99.toFixed(1)} ms cpu ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${redisRefresh.failures} ${JSON.stringify(redisRefresh.statuses)}`);
 
   log('Redis commands per proxied request (2,000 GET /status through A, background subtracted)');
   const { access_token } = await login(A);
@@ -152,10 +173,10 @@ async function main(): Promise<void> {
   const lines = [
     `# mlgate Redis benchmark — ${new Date().toISOString()}`,
     '',
-    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
+    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} ROUNDS=${ROUNDS} WORKERS=${WORKERS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
     '',
-    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures (target >= 3,000/s)`,
-    `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
+    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s)${WORKERS > 1 ? `, ${WORKERS} workers` : ''} (target >= 3,000/s)`,
+    `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; median of ${ROUNDS} rounds alternating with Redis (${rounds(memoryRuns)}/s); Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
     `- the floor, GET /mlgate/health on M (wrk, ${CHAINS} connections): ${healthRps.toFixed(0)}/s, gateway CPU ${healthCpuUs.toFixed(0)} us/request. A refresh is that plus an ES256 signature (\`npm run bench\` measures it, AccessTokens.issue), the refresh token's hash and random bytes, the store, and a larger JSON answer.`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,
     `- revocation answered on A -> refused on B, ${TRIALS} trials: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms (target p99 <= 100 ms; each sample includes one proxied request to B)`,

@@ -17,7 +17,7 @@ import { generatePrivateKeyPem } from '../src/tokens/index.ts';
 import { makeBenchPki } from './pki.ts';
 import { call, cpuTicks, HZ, log, parseWrk, pinned, rssMiB, ServerSet, waitTcp, waitUp } from './processes.ts';
 import { refreshLoad } from './refresh-load.ts';
-import { verifyCost } from './verify-cost.ts';
+import { es256SignLayers, verifyCost } from './verify-cost.ts';
 
 const QUICK = process.env.QUICK === '1';
 const DUR = Number(process.env.DUR ?? (QUICK ? 3 : 10));
@@ -390,6 +390,7 @@ https://127.0.0.1:${PORT.caddy} {
 
   log('token verification cost');
   const verify = await verifyCost();
+  const signLayers = await es256SignLayers();
 
   const find = (label: string, what: string) => rows.find((r) => r.label === label && r.what === what)!.run;
   const ratio = (a: string, b: string, what = 'GET'): string => (find(a, what).rps / find(b, what).rps).toFixed(2);
@@ -443,6 +444,12 @@ https://127.0.0.1:${PORT.caddy} {
   lines.push('| algorithm | jose verify, us/op | mlgate AccessTokens.verify cached, us/op | AccessTokens.issue (jose sign), us CPU/op |');
   lines.push('|---|---:|---:|---:|');
   for (const v of verify) lines.push(`| ${v.alg} | ${v.uncachedUs.toFixed(1)} | ${v.cachedUs.toFixed(2)} | ${v.issueUs.toFixed(1)} |`);
+  lines.push('');
+  lines.push('One ES256 signature, layer by layer (us CPU/op; mlgate uses the last row through AccessTokens.issue):');
+  lines.push('');
+  lines.push('| layer | us CPU/op |');
+  lines.push('|---|---:|');
+  for (const l of signLayers) lines.push(`| ${l.layer} | ${l.us.toFixed(1)} |`);
   const text = lines.join('\n') + '\n';
   process.stdout.write(`\n${text}`);
   writeFileSync(join(ROOT, 'bench/RESULTS.md'), text);

@@ -1,6 +1,7 @@
 // Token CPU per algorithm: one jose verify vs mlgate's verified-token cache, and one access-token signature (the
 // part of every login and refresh that no store or cache can remove).
-import { generateKeyPair, exportPKCS8 } from 'jose';
+import { generateKeyPair, exportPKCS8, SignJWT } from 'jose';
+import { createPrivateKey, sign as nodeSign, subtle } from 'node:crypto';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +45,34 @@ export async function verifyCost(): Promise<Array<{ alg: SigningAlgorithm; uncac
   return out;
 }
 
+export interface SignLayer { layer: string; us: number }
+
+/**
+ * Where one ES256 access-token signature's CPU goes, layer by layer (same key, same bytes, one core, 32 at a time).
+ * jose v6 signs through WebCrypto only, which asks OpenSSL for the raw r||s form (P1363); node:crypto's DER form
+ * is shown for comparison, not used: converting signatures by hand is the JWT code mlgate must not write.
+ */
+export async function es256SignLayers(): Promise<SignLayer[]> {
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const keyObject = createPrivateKey(await exportPKCS8(privateKey));
+  const data = new TextEncoder().encode(`${'e'.repeat(36)}.${'p'.repeat(300)}`);
+  const cpuPerOp = async (n: number, op: () => unknown): Promise<number> => {
+    for (let i = 0; i < 100; i++) await op();
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < n / 32; i++) await Promise.all(Array.from({ length: 32 }, op));
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / n;
+  };
+  const n = 3200;
+  return [
+    { layer: 'node:crypto sign, DER signature', us: await cpuPerOp(n, () => nodeSign('sha256', data, keyObject)) },
+    { layer: 'node:crypto sign, P1363 signature (r||s, what JWS needs)', us: await cpuPerOp(n, () => nodeSign('sha256', data, { key: keyObject, dsaEncoding: 'ieee-p1363' })) },
+    { layer: 'crypto.subtle.sign ECDSA P-256 (WebCrypto, P1363)', us: await cpuPerOp(n, () => subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, data)) },
+    { layer: 'jose SignJWT ES256 (WebCrypto + claims + base64url)', us: await cpuPerOp(n, () => new SignJWT({ sub: 'u', roles: ['Reader'] }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuedAt().setExpirationTime('1h').sign(privateKey)) },
+  ];
+}
+
 if (process.argv[1] === import.meta.filename) {
+  for (const l of await es256SignLayers()) console.log(`ES256 ${l.layer}: ${l.us.toFixed(1)} us CPU/op`);
   for (const r of await verifyCost()) console.log(`${r.alg}: jose verify ${r.uncachedUs.toFixed(1)} us/op, cached ${r.cachedUs.toFixed(2)} us/op, issue (sign) ${r.issueUs.toFixed(1)} us CPU/op`);
 }
