@@ -3,6 +3,7 @@
 // is the same whatever its length, so a test can compare a prefix or recompute the digest with downloadSha256().
 
 import { createHash } from 'node:crypto';
+import type { Writable } from 'node:stream';
 
 export const DOWNLOAD_BLOCK_BYTES = 64 * 1024;
 const SEED = 0x9e3779b9;
@@ -27,16 +28,35 @@ export class PseudoRandomBlocks {
   }
 }
 
-/** Hex SHA-256 of what GET /download?bytes=n sends. */
-export function downloadSha256(bytes: number): string {
+/** The first `bytes` bytes of the sequence, in chunks of at most one block. */
+export function* pseudoRandomChunks(bytes: number): Generator<Buffer> {
   const gen = new PseudoRandomBlocks();
-  const h = createHash('sha256');
-  let left = bytes;
-  while (left > 0) {
+  for (let left = bytes; left > 0; ) {
     const block = gen.next();
     const chunk = left >= block.length ? block : block.subarray(0, left);
-    h.update(chunk);
     left -= chunk.length;
+    yield chunk;
   }
+}
+
+/** Writes the first `bytes` bytes to `out` with backpressure, then ends it; `onChunk` sees each chunk as it goes. */
+export function writePseudoRandom(out: Writable, bytes: number, onChunk?: (chunk: Buffer) => void): void {
+  const chunks = pseudoRandomChunks(bytes);
+  const pump = (): void => {
+    for (;;) {
+      if (out.destroyed) return;
+      const next = chunks.next();
+      if (next.done) return void out.end();
+      onChunk?.(next.value);
+      if (!out.write(next.value)) return void out.once('drain', pump);
+    }
+  };
+  pump();
+}
+
+/** Hex SHA-256 of what GET /download?bytes=n sends. */
+export function downloadSha256(bytes: number): string {
+  const h = createHash('sha256');
+  for (const chunk of pseudoRandomChunks(bytes)) h.update(chunk);
   return h.digest('hex');
 }

@@ -12,7 +12,7 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PseudoRandomBlocks } from './download.ts';
+import { writePseudoRandom } from './download.ts';
 
 export { downloadSha256 } from './download.ts';
 
@@ -719,22 +719,7 @@ function sendJson(res: ServerResponse, status: number, value: unknown): void {
 function streamDownload(res: ServerResponse, total: number): void {
   if (res.headersSent || res.destroyed) return;
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total });
-  const gen = new PseudoRandomBlocks();
-  let left = total;
-  const pump = (): void => {
-    while (left > 0) {
-      if (res.destroyed) return;
-      const block = gen.next();
-      const chunk = left >= block.length ? block : block.subarray(0, left);
-      left -= chunk.length;
-      if (!res.write(chunk) && left > 0) {
-        res.once('drain', pump);
-        return;
-      }
-    }
-    res.end();
-  };
-  pump();
+  writePseudoRandom(res, total);
 }
 
 function executionResult(inputs: unknown): Record<string, unknown> {

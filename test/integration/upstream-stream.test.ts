@@ -10,8 +10,8 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { downloadSha256, type ExampleNode } from '../../src/example-node/index.ts';
-import { PseudoRandomBlocks } from '../../src/example-node/download.ts';
-import { ADMIN_PASSWORD, CA, ROOT, cert } from './setup.ts';
+import { writePseudoRandom } from '../../src/example-node/download.ts';
+import { ADMIN_PASSWORD, CA, NODE_CLIENT_TLS, ROOT, cert } from './setup.ts';
 import { adminPasswordHash, startNode } from './upstream-setup.ts';
 
 const MB = 1024 * 1024;
@@ -73,19 +73,7 @@ function upload(bytes: number): Promise<{ sent: string; status: number; answer: 
       },
     );
     req.on('error', reject);
-    const gen = new PseudoRandomBlocks();
-    let left = bytes;
-    const pump = (): void => {
-      while (left > 0) {
-        const block = gen.next();
-        const chunk = left >= block.length ? block : block.subarray(0, left);
-        left -= chunk.length;
-        hash.update(chunk);
-        if (!req.write(chunk) && left > 0) return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
+    writePseudoRandom(req, bytes, (chunk) => hash.update(chunk));
   });
 }
 
@@ -114,13 +102,7 @@ beforeAll(async () => {
     mode: 'dev',
     server: { host: '127.0.0.1', port: 0, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') } },
     auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await adminPasswordHash() } },
-    upstream: {
-      url: node.url,
-      servername: 'localhost',
-      caFile: cert('ca.crt'),
-      clientCertFile: cert('gateway-client.crt'),
-      clientKeyFile: cert('gateway-client.key'),
-    },
+    upstream: { url: node.url, ...NODE_CLIENT_TLS },
     // GET /download is the example node's streaming route, not ML Server's: an operator rule lets it through.
     policy: { extraRoutes: [{ id: 'download', methods: ['GET'], pattern: '/download', roles: ['Owner', 'Contributor', 'Reader'] }] },
     log: { level: 'info' },

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import { downloadSha256 } from '../../src/example-node/index.ts';
-import { PseudoRandomBlocks } from '../../src/example-node/download.ts';
+import { writePseudoRandom } from '../../src/example-node/download.ts';
 import type { Engine } from '../../src/proxy/index.ts';
 import { CA, cert, expectErrorShape, loginAdmin, request } from '../integration/setup.ts';
 import { startGateway, startNode, waitFor, type Gw } from '../integration/upstream-setup.ts';
@@ -104,18 +104,7 @@ async function startTestNode(): Promise<TestNode> {
     if (what === 'download') {
       const bytes = Number(new URL(req.url ?? '', 'https://x').searchParams.get('bytes'));
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(bytes) });
-      const gen = new PseudoRandomBlocks();
-      let left = bytes;
-      const pump = (): void => {
-        while (left > 0) {
-          const block = gen.next();
-          const chunk = left >= block.length ? block : block.subarray(0, left);
-          left -= chunk.length;
-          if (!res.write(chunk) && left > 0) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      return done(pump);
+      return done(() => writePseudoRandom(res, bytes));
     }
     done(() => {
       const body = what === 'sink' ? { bytes: s.bytes, sha256: s.sha256 } : { url: s.url, headers: s.headers };
@@ -215,19 +204,7 @@ function send(g: Gw, method: string, path: string, opts: SendOptions = {}): Prom
       req.end(opts.body);
       return;
     }
-    const gen = new PseudoRandomBlocks();
-    let left = stream.stream;
-    const pump = (): void => {
-      while (left > 0) {
-        const block = gen.next();
-        const chunk = left >= block.length ? block : block.subarray(0, left);
-        left -= chunk.length;
-        sentHash.update(chunk);
-        if (!req.write(chunk) && left > 0) return void req.once('drain', pump);
-      }
-      req.end();
-    };
-    pump();
+    writePseudoRandom(req, stream.stream, (chunk) => sentHash.update(chunk));
   });
 }
 
