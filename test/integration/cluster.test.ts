@@ -9,7 +9,7 @@ import { hashPassword } from '../../src/auth/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
 import { generatePrivateKeyPem } from '../../src/tokens/index.ts';
 import { startRedis, type RedisServer } from './servers/redis.ts';
-import { ADMIN_PASSWORD, CA, ROOT, cert, requestOnce } from './setup.ts';
+import { ADMIN_PASSWORD, CA, NODE_CLIENT_TLS, ROOT, cert, requestOnce } from './setup.ts';
 
 let dir: string;
 let node: ExampleNode;
@@ -48,7 +48,7 @@ beforeAll(async () => {
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await hashPassword(ADMIN_PASSWORD) } },
       tokens: { signingKeys: [{ kid: 'cluster', privateKeyFile: join(dir, 'key.pem') }] },
       store: { kind: 'redis', redis: { mode: 'standalone', url: redis.url } },
-      upstream: { url: node.url, servername: 'localhost', caFile: cert('ca.crt'), clientCertFile: cert('gateway-client.crt'), clientKeyFile: cert('gateway-client.key') },
+      upstream: { url: node.url, ...NODE_CLIENT_TLS },
     }),
   );
   gateway = spawn(join(ROOT, 'node_modules/.bin/node'), ['--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', join(dir, 'mlgate.json')], {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/auth/index.ts';
 import { startExampleNode, type ExampleNode } from '../../src/example-node/index.ts';
-import { ADMIN_PASSWORD, CA, ROOT, cert, requestOnce } from './setup.ts';
+import { ADMIN_PASSWORD, CA, NODE_CLIENT_TLS, ROOT, cert, requestOnce } from './setup.ts';
 
 const NODE = join(ROOT, 'node_modules/.bin/node');
 let dir: string;
@@ -52,13 +52,7 @@ async function writeConfig(port: number): Promise<string> {
       mode: 'dev',
       server: { host: '127.0.0.1', port, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') } },
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await hashPassword(ADMIN_PASSWORD) } },
-      upstream: {
-        url: node.url,
-        servername: 'localhost',
-        caFile: cert('ca.crt'),
-        clientCertFile: cert('gateway-client.crt'),
-        clientKeyFile: cert('gateway-client.key'),
-      },
+      upstream: { url: node.url, ...NODE_CLIENT_TLS },
     }),
   );
   return file;

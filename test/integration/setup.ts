@@ -18,6 +18,13 @@ export const CERTS = join(ROOT, 'certs-example');
 export const cert = (name: string): string => join(CERTS, name);
 export const CA = readFileSync(cert('ca.crt'));
 export const ADMIN_PASSWORD = 'integration-Admin-pw-1';
+/** How the gateway reaches the example nodes in tests: certs-example's CA, node name and client certificate. */
+export const NODE_CLIENT_TLS = {
+  servername: 'localhost',
+  caFile: cert('ca.crt'),
+  clientCertFile: cert('gateway-client.crt'),
+  clientKeyFile: cert('gateway-client.key'),
+} as const;
 
 let adminHash: Promise<string> | undefined;
 
@@ -68,10 +75,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await adminHash } },
     upstream: {
       url: node.url,
-      servername: 'localhost',
-      caFile: cert('ca.crt'),
-      clientCertFile: cert('gateway-client.crt'),
-      clientKeyFile: cert('gateway-client.key'),
+      ...NODE_CLIENT_TLS,
       // Probes would show up in node.received, which many tests count; upstream*.test.ts turn them on.
       healthCheck: { enabled: false },
     },

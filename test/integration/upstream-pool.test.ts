@@ -1,26 +1,15 @@
 // Several nodes behind one gateway: round robin, failover under load, retries, all-down and per-node assertions.
 // Real example nodes, real gateway, real mTLS on loopback. What one engine does with one node (timeouts, limits,
 // header hygiene, cuts) is in the engine contract, test/proxy/transport-contract.ts.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import type { ExampleNode } from '../../src/example-node/index.ts';
 import { expectErrorShape, loginAdmin, request } from './setup.ts';
-import { call, clientAgent, sleep, startGateway, startNode, type Gw } from './upstream-setup.ts';
+import { call, clientAgent, closedAfterEach, sleep, startGateway, startNode, type Gw } from './upstream-setup.ts';
 
-const tracked: { close(): Promise<void> | void }[] = [];
-afterEach(async () => {
-  while (tracked.length) await tracked.pop()!.close();
-});
-async function gw(upstream: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Gw> {
-  const g = await startGateway(upstream, extra);
-  tracked.push(g);
-  return g;
-}
-async function node(port?: number): Promise<ExampleNode> {
-  const n = await startNode(port === undefined ? {} : { port });
-  tracked.push(n);
-  return n;
-}
+const track = closedAfterEach();
+const gw = async (upstream: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Gw> => track(await startGateway(upstream, extra));
+const node = async (port?: number): Promise<ExampleNode> => track(await startNode(port === undefined ? {} : { port }));
 // Requests forwarded for clients (health probes carry no X-Request-Id).
 const forwarded = (n: ExampleNode) => n.received.filter((r) => r.headers['x-request-id'] !== undefined);
 
@@ -97,7 +86,7 @@ describe('a node closed under load', () => {
             await killed;
             b = await startNode({ port: bPort });
             b.services.set('load/1', record);
-            tracked.push(b);
+            track(b);
           })();
         }
         // 3 of 4 are GET (repeatable on another node), 1 of 4 a POST consume (never repeated).

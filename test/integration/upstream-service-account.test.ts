@@ -1,22 +1,18 @@
 // identity: serviceAccount against example nodes that require their own login (like an unmodified ML Server web
 // node): mlgate logs in, sends its token, renews it before it expires, logs in again when the node forgets it.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import type { ExampleNode } from '../../src/example-node/index.ts';
 import { expectErrorShape, loginAdmin, request } from './setup.ts';
-import { sleep, startGateway, startNode, type Gw } from './upstream-setup.ts';
+import { closedAfterEach, sleep, startGateway, startNode, type Gw } from './upstream-setup.ts';
 
 const SVC = { username: 'mlgate-svc', password: 'Svc-password-1' };
 const ENV = { MLGATE_TEST_SVC_PASSWORD: SVC.password };
 
-const tracked: { close(): Promise<void> | void }[] = [];
-afterEach(async () => {
-  while (tracked.length) await tracked.pop()!.close();
-});
+const track = closedAfterEach();
 async function loginNode(ttl: number, port?: number, password = SVC.password): Promise<ExampleNode> {
   const n = await startNode({ requireLogin: { username: SVC.username, password, tokenTtlSeconds: ttl }, ...(port ? { port } : {}) });
-  tracked.push(n);
-  return n;
+  return track(n);
 }
 async function gw(upstream: Record<string, unknown>): Promise<Gw> {
   const g = await startGateway(
@@ -28,8 +24,7 @@ async function gw(upstream: Record<string, unknown>): Promise<Gw> {
     {},
     ENV,
   );
-  tracked.push(g);
-  return g;
+  return track(g);
 }
 const forwarded = (n: ExampleNode) => n.received.filter((r) => r.headers['x-request-id'] !== undefined);
 

@@ -1,6 +1,7 @@
 // Helpers for the upstream*.test.ts suites: several real example nodes, a real gateway in front of them, and a
 // bounded load generator. Everything on loopback, nothing mocked.
 import https from 'node:https';
+import { afterEach } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createGateway, type Gateway } from '../../src/app.ts';
 import { hashPassword } from '../../src/auth/index.ts';
@@ -9,9 +10,21 @@ import { startExampleNode, type ExampleNode, type ExampleNodeOptions } from '../
 import { createLogger } from '../../src/observability/index.ts';
 import { listen, type RunningServer } from '../../src/server.ts';
 import { KeyRing } from '../../src/tokens/index.ts';
-import { ADMIN_PASSWORD, CA, cert } from './setup.ts';
+import { ADMIN_PASSWORD, CA, NODE_CLIENT_TLS, cert } from './setup.ts';
 
 type Json = Record<string, unknown>;
+
+/** Call at a test file's top level: `track(server)` has that server closed after the test (newest first). */
+export function closedAfterEach(): <T extends { close(): Promise<void> | void }>(server: T) => T {
+  const started: { close(): Promise<void> | void }[] = [];
+  afterEach(async () => {
+    while (started.length) await started.pop()!.close();
+  });
+  return (server) => {
+    started.push(server);
+    return server;
+  };
+}
 
 let adminHash: Promise<string> | undefined;
 export const adminPasswordHash = (): Promise<string> => (adminHash ??= hashPassword(ADMIN_PASSWORD));
@@ -39,10 +52,7 @@ export async function startGateway(upstream: Json, extra: Json = {}, env: Record
     server: { host: '127.0.0.1', port: 0, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') } },
     auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await adminPasswordHash() } },
     upstream: {
-      servername: 'localhost',
-      caFile: cert('ca.crt'),
-      clientCertFile: cert('gateway-client.crt'),
-      clientKeyFile: cert('gateway-client.key'),
+      ...NODE_CLIENT_TLS,
       healthCheck: { enabled: false },
       ...upstream,
     },

@@ -6,9 +6,9 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CA, cert, expectErrorShape, loginAdmin, request } from './setup.ts';
-import { startGateway, startNode, waitFor, type Gw } from './upstream-setup.ts';
+import { closedAfterEach, startGateway, startNode, waitFor, type Gw } from './upstream-setup.ts';
 
 const CA_CRT = cert('ca.crt');
 const CA_KEY = cert('ca.key');
@@ -56,15 +56,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const tracked: { close(): Promise<void> | void }[] = [];
-afterEach(async () => {
-  while (tracked.length) await tracked.pop()!.close();
-});
-async function gw(upstream: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Gw> {
-  const g = await startGateway(upstream, extra);
-  tracked.push(g);
-  return g;
-}
+const track = closedAfterEach();
+const gw = async (upstream: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<Gw> => track(await startGateway(upstream, extra));
 
 // Both engines: each sets up its own TLS to the nodes (one prebuilt context, CA and name checked).
 describe.each(['hpm', 'undici'] as const)('node certificates the gateway refuses (engine %s): 502 with a clear body, the reason in the log', (engine) => {
@@ -75,7 +68,7 @@ describe.each(['hpm', 'undici'] as const)('node certificates the gateway refuses
   ])('a node certificate %s', async (_what, make, reason) => {
     const files = make();
     const node = await startNode({ cert: readFileSync(files.crt), key: readFileSync(files.key) });
-    tracked.push(node);
+    track(node);
     const g = await gw({ url: node.url }, { proxy: { engine } });
     const { access_token } = await loginAdmin(g);
     const r = await request(g, 'GET', '/status', { token: access_token });
