@@ -120,16 +120,23 @@ async function main(): Promise<void> {
     await node.close();
     return;
   }
-  // The floor under any refresh: the smallest answer mlgate gives (GET /mlgate/health), same connections and pinning.
-  log(`floor: GET /mlgate/health on M (wrk, ${CHAINS} connections, ${DUR} s)`);
-  const wrkArgs = ['-t1', `-c${CHAINS}`, `-d${DUR}s`, `https://127.0.0.1:${M}/mlgate/health`];
-  const [wcmd, wargv] = pinned(cpu(0), 'wrk', wrkArgs);
-  execFileSync(wcmd, wargv.map((a) => (a === `-d${DUR}s` ? '-d2s' : a)));
-  const h0 = cpuSeconds(gatewayPids[2]!);
-  const healthOut = await new Promise<string>((resolve, reject) => execFile(wcmd, wargv, { encoding: 'utf8' }, (err, out) => (err ? reject(err) : resolve(out))));
-  const healthRps = Number(/Requests\/sec:\s+([\d.]+)/.exec(healthOut)?.[1]);
-  const healthCpuUs = ((cpuSeconds(gatewayPids[2]!) - h0) / (healthRps * DUR)) * 1e6;
-  log(`  ${healthRps.toFixed(0)}/s, cpu ${healthCpuUs.toFixed(0)} us/request`);
+  // What a refresh costs without its signature and store write: the smallest answer mlgate gives (GET /mlgate/health),
+  // and a refused refresh (the same POST and body read, an unknown token: hash, one store lookup, a 401 answer).
+  const floorRun = async (what: string, url: string, script?: string): Promise<{ rps: number; cpuUs: number }> => {
+    log(`floor: ${what} on M (wrk, ${CHAINS} connections, ${DUR} s)`);
+    const [wcmd, wargv] = pinned(cpu(0), 'wrk', ['-t1', `-c${CHAINS}`, `-d${DUR}s`, ...(script ? ['-s', script] : []), url]);
+    execFileSync(wcmd, wargv.map((a) => (a === `-d${DUR}s` ? '-d2s' : a)));
+    const c0 = cpuSeconds(gatewayPids[2]!);
+    const out = await new Promise<string>((resolve, reject) => execFile(wcmd, wargv, { encoding: 'utf8' }, (err, o) => (err ? reject(err) : resolve(o))));
+    const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+    const cpuUs = ((cpuSeconds(gatewayPids[2]!) - c0) / (rps * DUR)) * 1e6;
+    log(`  ${rps.toFixed(0)}/s, cpu ${cpuUs.toFixed(0)} us/request`);
+    return { rps, cpuUs };
+  };
+  const health = await floorRun('GET /mlgate/health', `https://127.0.0.1:${M}/mlgate/health`);
+  const refusedScript = join(TMP, 'refused-refresh.lua');
+  writeFileSync(refusedScript, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = '{"refreshToken":"${'A'.repeat(43)}"}'\n`);
+  const refused = await floorRun('POST /login/refreshToken, unknown token (401)', `https://127.0.0.1:${M}/login/refreshToken`, refusedScript);
 
   log('Redis commands per proxied request (2,000 GET /status through A, background subtracted)');
   const { access_token } = await login(A);
@@ -177,7 +184,7 @@ async function main(): Promise<void> {
     '',
     `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s)${WORKERS > 1 ? `, ${WORKERS} workers` : ''} (target >= 3,000/s)`,
     `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; median of ${ROUNDS} rounds alternating with Redis (${rounds(memoryRuns)}/s); Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
-    `- the floor, GET /mlgate/health on M (wrk, ${CHAINS} connections): ${healthRps.toFixed(0)}/s, gateway CPU ${healthCpuUs.toFixed(0)} us/request. A refresh is that plus an ES256 signature (\`npm run bench\` measures it, AccessTokens.issue), the refresh token's hash and random bytes, the store, and a larger JSON answer.`,
+    `- the floors on M (wrk, ${CHAINS} connections): GET /mlgate/health ${health.rps.toFixed(0)}/s at ${health.cpuUs.toFixed(0)} us of gateway CPU per request; a refused refresh (same POST and body, unknown token, 401) ${refused.rps.toFixed(0)}/s at ${refused.cpuUs.toFixed(0)} us. A refresh is the refused one plus an ES256 signature (\`npm run bench\` measures it layer by layer), the new token's random bytes and hash, the store write and a larger JSON answer.`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,
     `- revocation answered on A -> refused on B, ${TRIALS} trials: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms (target p99 <= 100 ms; each sample includes one proxied request to B)`,
     '',
