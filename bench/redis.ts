@@ -1,7 +1,7 @@
 // npm run bench:redis: what the Redis store costs and how fast revocation travels, with two real mlgate processes
 // on one redis-server: refresh rate, Redis commands per proxied request (the hot path must make none), and the
 // time from a revocation answered by instance A to instance B refusing the token (p50/p99 over TRIALS).
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -23,8 +23,9 @@ const DUR = Number(process.env.DUR ?? 10);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 // REFRESH_ONLY=1: the refresh rounds only (e.g. with CPU_PROF), RESULTS-redis.md untouched.
 const REFRESH_ONLY = process.env.REFRESH_ONLY === '1';
-// WORKERS=N: instance A (Redis) in cluster mode with N workers (server.workers); use with PIN=0 to spread it over the cores.
-const WORKERS = Number(process.env.WORKERS ?? 1);
+// Instance C: Redis, cluster mode with CLUSTER_WORKERS workers, its workers and its load client unpinned (both cores,
+// shared with redis-server and each other, as on a real 2-core box); 0 leaves it out.
+const CLUSTER_WORKERS = Number(process.env.CLUSTER_WORKERS ?? 2);
 // PIN=1 (default): the load client and redis-server on CPU0, the gateway under test on CPU1, as in npm run bench.
 const PIN = process.env.PIN !== '0';
 const cpu = (n: number): number | undefined => (PIN ? n : undefined);
@@ -69,34 +70,38 @@ async function main(): Promise<void> {
   writeFileSync(join(TMP, 'key.pem'), await generatePrivateKeyPem('ES256'));
   // A cheap argon2 hash: this measures the store, not the password check (argon2 reads its cost from the hash).
   const passwordHash = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 4096, timeCost: 1, parallelism: 1 });
-  // A and B share the Redis store; M is the same gateway on the memory store (the same-run reference for refresh).
-  const ports = [await freePort(), await freePort(), await freePort()];
+  // A and B share the Redis store; M is the same gateway on the memory store (the same-run reference for refresh);
+  // C is A's configuration in cluster mode.
+  const ports = [await freePort(), await freePort(), await freePort(), ...(CLUSTER_WORKERS > 0 ? [await freePort()] : [])];
   const gatewayPids: number[] = [];
+  const gateways: ChildProcess[] = [];
   for (const [i, port] of ports.entries()) {
     const file = join(TMP, `mlgate-${i}.json`);
-    const store = i < 2 ? { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } } : { kind: 'memory' };
+    const store = i !== 2 ? { kind: 'redis', redis: { mode: 'standalone', url: `redis://127.0.0.1:${redisPort}` } } : { kind: 'memory' };
     writeFileSync(file, JSON.stringify({
       mode: 'production',
-      server: { host: '127.0.0.1', port, ...(i === 0 && WORKERS > 1 ? { workers: WORKERS } : {}), tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
+      server: { host: '127.0.0.1', port, ...(i === 3 ? { workers: CLUSTER_WORKERS } : {}), tls: { certFile: c('edge.crt'), keyFile: c('edge.key') } },
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash }, throttle: { enabled: false } },
       tokens: { signingKeys: [{ kid: 'bench', privateKeyFile: join(TMP, 'key.pem') }] },
       store,
       upstream: { url: node.url, servername: 'localhost', caFile: c('ca.crt'), clientCertFile: c('gateway-client.crt'), clientKeyFile: c('gateway-client.key') },
       log: { level: 'warn' },
     }));
-    const prof = process.env.CPU_PROF && i !== 1 ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=mlgate-refresh-${i === 0 ? 'redis' : 'memory'}-${Date.now()}.cpuprofile`] : [];
+    const prof = process.env.CPU_PROF && (i === 0 || i === 2) ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=mlgate-refresh-${i === 0 ? 'redis' : 'memory'}-${Date.now()}.cpuprofile`] : [];
     const args = [...prof, '--max-semi-space-size=16', '--disable-warning=DEP0169', join(ROOT, 'src/main.ts'), '--config', file];
-    gatewayPids.push(servers.start(`mlgate-${i}`, join(ROOT, 'node_modules/.bin/node'), args, { cpu: i === 1 ? undefined : cpu(1) }).pid!);
+    gateways.push(servers.start(`mlgate-${i}`, join(ROOT, 'node_modules/.bin/node'), args, { cpu: i === 1 || i === 3 ? undefined : cpu(1) }));
+    gatewayPids.push(gateways.at(-1)!.pid!);
   }
   for (const p of ports) await waitTcp(p);
-  const [A, B, M] = ports as [number, number, number];
+  const [A, B, M, C] = ports as [number, number, number, number | undefined];
 
   // The load client on CPU0 with the refresh chains, the gateway alone on CPU1: memory store first, then Redis.
-  const refreshRun = async (port: number, pid: number) => {
+  const refreshRun = async (port: number, pid: number, pinClient = PIN) => {
     const tokens = await Promise.all(Array.from({ length: CHAINS }, () => login(port).then((t) => t.refresh_token)));
-    await refreshLoad({ port, refreshTokens: await Promise.all(Array.from({ length: CHAINS }, () => login(port).then((t) => t.refresh_token))), seconds: 2, dir: TMP, pinCpu: PIN ? 0 : undefined });
+    const pinCpu = pinClient ? 0 : undefined;
+    await refreshLoad({ port, refreshTokens: await Promise.all(Array.from({ length: CHAINS }, () => login(port).then((t) => t.refresh_token))), seconds: 2, dir: TMP, pinCpu });
     const cpu0 = cpuSeconds(pid);
-    const r = await refreshLoad({ port, refreshTokens: tokens, seconds: DUR, dir: TMP, pinCpu: PIN ? 0 : undefined });
+    const r = await refreshLoad({ port, refreshTokens: tokens, seconds: DUR, dir: TMP, pinCpu });
     return { ...r, cpuUsPerRefresh: ((cpuSeconds(pid) - cpu0) / (r.ok + r.failures)) * 1e6 };
   };
   const median = <T,>(runs: T[], by: (r: T) => number): T => [...runs].sort((a, b) => by(a) - by(b))[Math.floor(runs.length / 2)]!;
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
     `${r.rps.toFixed(0)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${r.failures} ${JSON.stringify(r.statuses)}`;
   const memoryRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
   const redisRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
+  const clusterRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     log(`round ${round}/${ROUNDS}: refresh on the memory store (M, ${CHAINS} chains, ${DUR} s)`);
     memoryRuns.push(await refreshRun(M, gatewayPids[2]!));
@@ -111,12 +117,19 @@ async function main(): Promise<void> {
     log(`round ${round}/${ROUNDS}: refresh on Redis (A, ${CHAINS} chains, ${DUR} s)`);
     redisRuns.push(await refreshRun(A, gatewayPids[0]!));
     log(`  ${show(redisRuns.at(-1)!)}`);
+    if (C === undefined) continue;
+    log(`round ${round}/${ROUNDS}: refresh on Redis in cluster mode (C, ${CLUSTER_WORKERS} workers, unpinned, ${CHAINS} chains, ${DUR} s)`);
+    clusterRuns.push(await refreshRun(C, gatewayPids[3]!, false));
+    log(`  ${show(clusterRuns.at(-1)!)}`);
   }
+  const clusterRefresh = clusterRuns.length > 0 ? median(clusterRuns, (r) => r.rps) : undefined;
+  // Its workers' own Redis traffic (revocation feed, pings) would only add noise to the counts below.
+  if (C !== undefined) await servers.stop(gateways[3]!);
   const memoryRefresh = median(memoryRuns, (r) => r.rps);
   const redisRefresh = median(redisRuns, (r) => r.rps);
   const rounds = (runs: { rps: number }[]) => runs.map((r) => r.rps.toFixed(0)).join(', ');
   if (REFRESH_ONLY) {
-    log(`median: memory ${show(memoryRefresh)}; redis ${show(redisRefresh)}`);
+    log(`median: memory ${show(memoryRefresh)}; redis ${show(redisRefresh)}${clusterRefresh ? `; redis, cluster x${CLUSTER_WORKERS} ${show(clusterRefresh)}` : ''}`);
     await node.close();
     return;
   }
@@ -180,9 +193,12 @@ async function main(): Promise<void> {
   const lines = [
     `# mlgate Redis benchmark — ${new Date().toISOString()}`,
     '',
-    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} ROUNDS=${ROUNDS} WORKERS=${WORKERS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
+    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} ROUNDS=${ROUNDS} CLUSTER_WORKERS=${CLUSTER_WORKERS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store${CLUSTER_WORKERS > 0 ? `, a fourth (C) on the same redis-server in cluster mode` : ''}, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
     '',
-    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s)${WORKERS > 1 ? `, ${WORKERS} workers` : ''} (target >= 3,000/s)`,
+    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s) (target >= 3,000/s)`,
+    ...(clusterRefresh
+      ? [`- the same on Redis in cluster mode (C, ${CLUSTER_WORKERS} workers; workers and load client unpinned, sharing the machine's 2 cores with each other and redis-server): ${clusterRefresh.rps.toFixed(0)}/s, p50 ${clusterRefresh.p50.toFixed(2)} ms, p99 ${clusterRefresh.p99.toFixed(2)} ms, gateway CPU ${clusterRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${clusterRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(clusterRuns)}/s) (target >= 3,000/s)`]
+      : []),
     `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; median of ${ROUNDS} rounds alternating with Redis (${rounds(memoryRuns)}/s); Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
     `- the floors on M (wrk, ${CHAINS} connections): GET /mlgate/health ${health.rps.toFixed(0)}/s at ${health.cpuUs.toFixed(0)} us of gateway CPU per request; a refused refresh (same POST and body, unknown token, 401) ${refused.rps.toFixed(0)}/s at ${refused.cpuUs.toFixed(0)} us. A refresh is the refused one plus an ES256 signature (\`npm run bench\` measures it layer by layer), the new token's random bytes and hash, the store write and a larger JSON answer.`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,

@@ -66,7 +66,7 @@ export async function es256SignLayers(): Promise<SignLayer[]> {
   const n = 3200;
   return [
     { layer: 'node:crypto sign, DER signature', us: await cpuPerOp(n, () => nodeSign('sha256', data, keyObject)) },
-    { layer: 'node:crypto sign, P1363 signature (r||s, what JWS needs)', us: await cpuPerOp(n, () => nodeSign('sha256', data, { key: keyObject, dsaEncoding: 'ieee-p1363' })) },
+    { layer: 'node:crypto sign, P1363 signature (r and s side by side, what JWS needs)', us: await cpuPerOp(n, () => nodeSign('sha256', data, { key: keyObject, dsaEncoding: 'ieee-p1363' })) },
     { layer: 'crypto.subtle.sign ECDSA P-256 (WebCrypto, P1363)', us: await cpuPerOp(n, () => subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, privateKey, data)) },
     { layer: 'jose SignJWT ES256 (WebCrypto + claims + base64url)', us: await cpuPerOp(n, () => new SignJWT({ sub: 'u', roles: ['Reader'] }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuedAt().setExpirationTime('1h').sign(privateKey)) },
   ];
