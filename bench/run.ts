@@ -7,7 +7,7 @@
 // PIN=1 (wrk+upstream on CPU0, server under test on CPU1); PACE_MS=50 (paced GET); QUICK=1 (DUR=3 RUNS=1, direct
 // too); ONLY=a,b (targets: direct, nginx, caddy,
 // floor, mlgate-hpm, mlgate-undici, cluster; a profiling run, no RESULTS.md); CPU_PROF=dir (V8 profile of each
-// mlgate run, summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
+// mlgate and floor run, summarize with ../shared/bench/stack-floor/tools/prof-top.mjs).
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -280,7 +280,8 @@ https://127.0.0.1:${PORT.caddy} {
     targets.push({ label: 'caddy-proxy', pid: caddy.pid!, port: PORT.caddy, token: DUMMY_TOKEN });
   }
   if (want('floor')) {
-    const floor = start('hono-hpm-floor', node, [...NODE_FLAGS, join(ROOT, 'bench/hono-hpm-floor.ts')], 1, {
+    const prof = process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`, `--cpu-prof-name=hono-hpm-floor-${Date.now()}.cpuprofile`] : [];
+    const floor = start('hono-hpm-floor', node, [...prof, ...NODE_FLAGS, join(ROOT, 'bench/hono-hpm-floor.ts')], 1, {
       ...process.env,
       PORT: String(PORT.floor),
       UPSTREAM: `https://127.0.0.1:${PORT.upstreamMtls}`,
