@@ -20,7 +20,7 @@ import {
   RouteNotFound,
   type ErrorBody,
 } from './errors.ts';
-import { guardStore, readJsonObjectFrom, requireString } from './http/helpers.ts';
+import { guardStore, readJsonObjectFrom, requireString, sendJson } from './http/helpers.ts';
 import { AuditRing, auditTo, GatewayMetrics, type AuditSink, type Logger } from './observability/index.ts';
 import {
   authorize,
@@ -257,9 +257,9 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       metrics.requests.inc({ route_class: routeClass, method, status: String(c.env.outgoing.statusCode) });
       metrics.duration.observe({ route_class: routeClass }, (performance.now() - started) / 1000);
     });
-    // Before next(): set on a finished answer, hono would rebuild it as a full fetch Response. Forwarded answers
-    // carry it from the proxy, errors from errorResponse.
-    if (c.get('routeClass') !== 'unmatched') c.header('X-Request-Id', requestId);
+    // On the Node response, before next(): it goes out with hono's answers (writeHead merges) and with the ones
+    // written directly (login, refresh). Forwarded answers carry it from the proxy, errors from errorResponse.
+    if (c.get('routeClass') !== 'unmatched') c.env.outgoing.setHeader('X-Request-Id', requestId);
     await next();
   });
 
@@ -300,7 +300,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     const password = requireString(body, 'password', 1024);
     const address = clientAddress(c);
     const identity = await checkPassword(username, password, address);
-    return c.json(await guardStore(sessions.login(identity, address)));
+    return sendJson(c.env.outgoing, 200, await guardStore(sessions.login(identity, address)));
   });
 
   app.post('/login/refreshToken', async (c) => {
@@ -309,7 +309,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
     try {
       const answer = await guardStore(sessions.refresh(refreshToken, clientAddress(c)));
       metrics.refreshes.inc({ outcome: 'ok' });
-      return c.json(answer);
+      return sendJson(c.env.outgoing, 200, answer);
     } catch (err) {
       metrics.refreshes.inc({ outcome: err instanceof GatewayError ? err.code : 'error' });
       throw err;
@@ -503,10 +503,11 @@ export function bearerAuthenticator(
   };
 }
 
-// Set before next(): a header set on a finished answer makes hono rebuild it as a full fetch Response.
+// On the Node response, before next(): a header set on a finished answer makes hono rebuild it as a full fetch
+// Response, and login and refresh write their answers directly.
 async function noStore(c: Context<Env>, next: () => Promise<void>): Promise<void> {
-  c.header('Cache-Control', 'no-store');
-  c.header('Pragma', 'no-cache');
+  c.env.outgoing.setHeader('Cache-Control', 'no-store');
+  c.env.outgoing.setHeader('Pragma', 'no-cache');
   await next();
 }
 

@@ -269,6 +269,24 @@ describe('refresh and revoke', () => {
     expectErrorShape(await request(stack, 'GET', '/status', { token: first.access_token }), 401, 'token_revoked');
   });
 
+  it('sends refresh answers, good and refused, with no-store, Pragma, JSON and the request id', async () => {
+    const first = await loginAdmin(stack);
+    const ok = await request(stack, 'POST', '/login/refreshToken', { json: { refreshToken: first.refresh_token }, headers: { 'x-request-id': 'refresh-ok-1' } });
+    expect(ok.status).toBe(200);
+    const refused = await request(stack, 'POST', '/login/refreshToken', { json: { refreshToken: 'A'.repeat(43) } });
+    expectErrorShape(refused, 401, 'invalid_refresh_token');
+    for (const r of [ok, refused]) {
+      expect(r.headers['cache-control']).toBe('no-store');
+      expect(r.headers.pragma).toBe('no-cache');
+      expect(r.headers['content-type']).toMatch(/^application\/json/);
+      expect(Number(r.headers['content-length'])).toBe(Buffer.byteLength(r.text));
+    }
+    expect(ok.headers['x-request-id']).toBe('refresh-ok-1');
+    expect(refused.headers['x-request-id']).toBe(refused.json().requestId);
+    // A gateway answer built by hono still carries the request id set on the Node response.
+    expect((await request(stack, 'GET', '/mlgate/health', { headers: { 'x-request-id': 'health-1' } })).headers['x-request-id']).toBe('health-1');
+  });
+
   it('of 50 concurrent refreshes of one token exactly one succeeds', async () => {
     const { refresh_token } = await loginAdmin(stack);
     const results = await Promise.all(
