@@ -1,5 +1,6 @@
 // The Lua scripts of the Redis TokenStore. Each one touches the keys of ONE hash tag (one Cluster slot) and only
-// keys passed in KEYS, so it runs unchanged on standalone, Sentinel and Cluster. Registered through ioredis'
+// keys passed in KEYS, so it runs unchanged on standalone, Sentinel and Cluster; mlgRotateIndexed, the one
+// exception, also writes the new token's index entry (another slot) and is used only outside Cluster. Registered through ioredis'
 // `scripts` option: EVALSHA, and EVAL again after NOSCRIPT (SCRIPT FLUSH, a failover to a replica whose script
 // cache is empty).
 //
@@ -54,9 +55,9 @@ return {m[1], m[2], m[3] or ''}
 
 /**
  * rotate: rotation, reuse detection and grace replay in one step; this script alone decides.
- * KEYS: f, x, s (successor of the old token), t.
+ * KEYS: f, x, s (successor of the old token), t; outside Cluster also the new token's index key (mlgRotateIndexed).
  * ARGV: oldHash, newHash, newRecordJson, newExpiresAt, now, graceMs, sealed ('' = none), revocationTtlMs,
- *       channel, familyRevocationJson.
+ *       channel, familyRevocationJson, familyId, newIndexTtlMs (the last two for the index key).
  * Returns {'rotated'} | {'replayed', sealed, successorHash, successorTtlMs} | {'reused', subject} | {'invalid'}.
  * A replay names the successor's hash and how long it lives ('' and 0 when unknown or gone), so that the caller can
  * write its index entry again: the rotation's own index write may have gone to a master that a failover dropped.
@@ -111,6 +112,8 @@ end
 local ttl = math.min(live, fexp) - now
 redis.call('PEXPIRE', f, n(ttl))
 redis.call('PEXPIRE', x, n(ttl))
+-- Written with the rotation it points to: the token handed out is findable exactly when it was stored.
+if KEYS[5] then redis.call('SET', KEYS[5], ARGV[11], 'PX', ARGV[12]) end
 return {'rotated'}
 `;
 
@@ -189,6 +192,7 @@ export const SCRIPTS = {
   mlgCreateFamily: { lua: CREATE, numberOfKeys: 3 },
   mlgGetRefresh: { lua: GET, numberOfKeys: 1, readOnly: true },
   mlgRotate: { lua: ROTATE, numberOfKeys: 4 },
+  mlgRotateIndexed: { lua: ROTATE, numberOfKeys: 5 },
   mlgRevokeFamily: { lua: REVOKE_FAMILY, numberOfKeys: 3 },
   mlgSubjectAdd: { lua: SUBJECT_ADD, numberOfKeys: 2 },
   mlgSubjectRevoke: { lua: SUBJECT_REVOKE, numberOfKeys: 2 },

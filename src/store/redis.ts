@@ -252,7 +252,8 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /**
-   * The hash index says which family to ask; the family script alone decides. The new token's index entry is
+   * The hash index says which family to ask; the family script alone decides. Outside Cluster the script also
+   * writes the new token's index entry, in the same step. In a Cluster that entry lives on another slot: it is
    * written first (a pointer into the family, useless unless the script stores the token there), so the token
    * handed out after 'rotated' is always findable. A grace replay writes the successor's entry again (see there).
    */
@@ -260,13 +261,15 @@ export class RedisTokenStore implements TokenStore {
     const since = this.link();
     const familyId = req.newRecord.familyId;
     const newTtl = Math.min(req.newRecord.expiresAt, req.newRecord.familyExpiresAt) - req.now;
+    const indexed = newTtl > 0 && !(this.client instanceof Cluster);
     // The old token's index entry is not read again: the family script finds (or misses) the old hash itself.
-    if (newTtl > 0) await this.client.set(this.indexKey(req.newHash), familyId, 'PX', newTtl);
+    if (newTtl > 0 && !indexed) await this.client.set(this.indexKey(req.newHash), familyId, 'PX', newTtl);
     const k = this.famKeys(familyId);
     const entry: RevocationEntry = { kind: 'family', familyId, until: req.now + this.timings.revocationTtlMs };
+    const keys = [k.f, k.x, k.s(req.oldHash), k.t];
     const out = (await this.script(
-      'mlgRotate',
-      [k.f, k.x, k.s(req.oldHash), k.t],
+      indexed ? 'mlgRotateIndexed' : 'mlgRotate',
+      indexed ? [...keys, this.indexKey(req.newHash)] : keys,
       [
         req.oldHash,
         req.newHash,
@@ -278,6 +281,8 @@ export class RedisTokenStore implements TokenStore {
         this.timings.revocationTtlMs,
         this.channel,
         JSON.stringify(entry),
+        familyId,
+        Math.max(newTtl, 0),
       ],
     )) as [string, string?, string?, string?];
     switch (out[0]) {
@@ -285,13 +290,13 @@ export class RedisTokenStore implements TokenStore {
         await this.replicated(since);
         return { kind: 'rotated' };
       case 'replayed': {
-        // The successor's index entry again: the rotation wrote it before its script, on its own connection, and a
-        // failover between the two can have kept the script's writes (on the new master) and lost the index entry
-        // (on the old one); the successor would then be unfindable and this token dead (-> 401, a user signed out).
+        // The successor's index entry again: in a Cluster the rotation wrote it before its script, on another node,
+        // and a failover between the two can have kept the script's writes (on the new master) and lost the index
+        // entry (on the old one); the successor would then be unfindable and this token dead (-> 401, signed out).
         const [, sealed, succ, succTtl] = out;
         const ttl = Number(succTtl ?? 0);
         await Promise.all([
-          succ === req.newHash ? null : this.client.del(this.indexKey(req.newHash)),
+          indexed || succ === req.newHash ? null : this.client.del(this.indexKey(req.newHash)),
           succ && ttl > 0 ? this.client.set(this.indexKey(succ), familyId, 'PX', ttl) : null,
         ]);
         await this.replicated(since);
@@ -301,13 +306,13 @@ export class RedisTokenStore implements TokenStore {
         // The family is gone and every instance has been told (PUBLISH in the script); now the stored entry, for
         // instances that reload their view later, and the subject index.
         const subject = out[1]!;
-        await Promise.all([this.addRevocations([entry], req.now, false), this.client.del(this.indexKey(req.newHash))]);
+        await Promise.all([this.addRevocations([entry], req.now, false), indexed ? null : this.client.del(this.indexKey(req.newHash))]);
         await this.client.zrem(this.subjectKeys(subject).i, familyId);
         await this.replicated(since);
         return { kind: 'reused', familyId, subject };
       }
       default:
-        await this.client.del(this.indexKey(req.newHash));
+        if (!indexed) await this.client.del(this.indexKey(req.newHash));
         return { kind: 'invalid' };
     }
   }

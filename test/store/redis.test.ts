@@ -120,6 +120,30 @@ describe('RedisTokenStore on standalone Redis', () => {
     }
   });
 
+  it('writes the new token\'s index entry in the rotation itself: one per rotation, none for a refused one', async () => {
+    const server = await standaloneServer();
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url, keyPrefix: 'idx:' }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      const index = async (hash: string) => ({ family: await server.cli('GET', `idx:rtf:${hash}`), ttl: Number(await server.cli('PTTL', `idx:rtf:${hash}`)) });
+      await store.createFamily(`a-${fam}`, record(fam, 'erin', now));
+      expect((await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'erin', now), now, sealedSuccessor: undefined, graceMs: 0 })).kind).toBe('rotated');
+      const written = await index(`b-${fam}`);
+      expect(written.family).toBe(fam);
+      expect(written.ttl).toBeGreaterThan(50_000);
+      expect(written.ttl).toBeLessThanOrEqual(60_000);
+      expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
+      // Unknown old token, and a consumed one presented again (reuse): no index entry for the would-be successor.
+      expect((await store.rotate({ oldHash: `nope-${fam}`, newHash: `c-${fam}`, newRecord: record(fam, 'erin', now), now, sealedSuccessor: undefined, graceMs: 0 })).kind).toBe('invalid');
+      expect((await store.rotate({ oldHash: `a-${fam}`, newHash: `d-${fam}`, newRecord: record(fam, 'erin', now), now, sealedSuccessor: undefined, graceMs: 0 })).kind).toBe('reused');
+      expect((await index(`c-${fam}`)).family).toBe('');
+      expect((await index(`d-${fam}`)).family).toBe('');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rotates after SCRIPT FLUSH (scripts are re-sent on NOSCRIPT)', async () => {
     const server = await standaloneServer();
     const store = await RedisTokenStore.connect({ mode: 'standalone', url: server.url }, TIMINGS);
