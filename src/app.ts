@@ -530,10 +530,15 @@ function errorResponse(err: Error, c: Context<Env>, log: Logger): Response {
     body = { error: 'internal_error', message: 'An internal error occurred.', requestId };
     log.error({ requestId, err: { name: err.name, message: err.message, stack: err.stack } }, 'unhandled error');
   }
+  const res = c.env.outgoing;
   // The answer already started streaming: nothing sensible can be written any more.
-  if (c.env.outgoing.headersSent) {
-    c.env.outgoing.destroy();
+  if (res.headersSent) {
+    res.destroy();
     return RESPONSE_ALREADY_SENT;
   }
-  return c.json(body, status as 400, { ...headers, 'X-Request-Id': requestId, 'Cache-Control': 'no-store' });
+  // Straight to the Node response, like the token answers: refusals are what a flood of bad requests costs.
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader('X-Request-Id', requestId);
+  res.setHeader('Cache-Control', 'no-store');
+  return sendJson(res, status, body);
 }

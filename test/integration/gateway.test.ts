@@ -333,6 +333,20 @@ describe('routing and paths', () => {
     expect(stack.node.received.length).toBe(before);
   });
 
+  it('answers refusals with their headers: Allow on 405, WWW-Authenticate on 401, no body for HEAD', async () => {
+    const notAllowed = await request(stack, 'PUT', '/login');
+    expectErrorShape(notAllowed, 405);
+    expect(notAllowed.headers.allow).toBe('POST');
+    expect(notAllowed.headers['cache-control']).toBe('no-store');
+    const unauthenticated = await request(stack, 'GET', '/status');
+    expectErrorShape(unauthenticated, 401);
+    expect(unauthenticated.headers['www-authenticate']).toMatch(/^Bearer/);
+    const head = await request(stack, 'HEAD', '/no/such/route');
+    expect(head.status).toBe(404);
+    expect(head.text).toBe('');
+    expect(head.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it.each([
     ['/services/../status', 'dot_segment'],
     ['/services/a%2Fb/1', 'encoded_slash'],
