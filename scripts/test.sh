@@ -34,7 +34,9 @@ NO_COLOR=1 vitest run --reporter=default --reporter=json --outputFile.json="$rep
 # One plain closing line that any CI can read.
 node -e '
   const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
-  const suites = r.numFailedTestSuites ? `, ${r.numFailedTestSuites} test files failed` : "";
+  // Per file (numFailedTestSuites also counts each failing describe block): a file that failed in beforeAll shows here.
+  const files = r.testResults.filter((t) => t.status === "failed").length;
+  const suites = files ? `, ${files} test files failed` : "";
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + (r.numTodoTests ?? 0)} skipped${suites}`);
 ' "$report" || true
 exit $status
