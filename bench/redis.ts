@@ -12,7 +12,7 @@ import { genCerts } from '../src/cli/gencerts.ts';
 import { startExampleNode } from '../src/example-node/index.ts';
 import { generatePrivateKeyPem } from '../src/tokens/index.ts';
 import { call, cpuTicks, HZ, log, pinned, ServerSet, waitTcp } from './processes.ts';
-import { refreshLoad } from './refresh-load.ts';
+import { REFRESH_CLIENT, refreshLoad } from './refresh-load.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const TMP = mkdtempSync(join(tmpdir(), 'mlgate-bench-redis-'));
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   };
   const median = <T,>(runs: T[], by: (r: T) => number): T => [...runs].sort((a, b) => by(a) - by(b))[Math.floor(runs.length / 2)]!;
   const show = (r: Awaited<ReturnType<typeof refreshRun>>) =>
-    `${r.rps.toFixed(0)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerRefresh.toFixed(0)} us/refresh failures ${r.failures} ${JSON.stringify(r.statuses)}`;
+    `${r.rps.toFixed(0)}/s p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms cpu ${r.cpuUsPerRefresh.toFixed(0)} us/refresh (client ${r.client} ${r.clientCpuUs.toFixed(0)} us) failures ${r.failures} ${JSON.stringify(r.statuses)}`;
   const memoryRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
   const redisRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
   const clusterRuns: Awaited<ReturnType<typeof refreshRun>>[] = [];
@@ -193,13 +193,13 @@ async function main(): Promise<void> {
   const lines = [
     `# mlgate Redis benchmark — ${new Date().toISOString()}`,
     '',
-    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} ROUNDS=${ROUNDS} CLUSTER_WORKERS=${CLUSTER_WORKERS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store${CLUSTER_WORKERS > 0 ? `, a fourth (C) on the same redis-server in cluster mode` : ''}, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, an undici client)${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
+    `Command: \`npm run bench:redis\` (DUR=${DUR} CHAINS=${CHAINS} ROUNDS=${ROUNDS} CLUSTER_WORKERS=${CLUSTER_WORKERS} PIN=${PIN ? 1 : 0}): two mlgate processes A and B on one redis-server, a third (M) on the memory store${CLUSTER_WORKERS > 0 ? `, a fourth (C) on the same redis-server in cluster mode` : ''}, production config, the example node upstream. Refresh load: one chain per keep-alive connection (bench/refresh-load.ts, ${REFRESH_CLIENT === 'wrk' ? 'wrk with one thread per chain' : 'an undici client'})${PIN ? ', the client and redis-server on CPU0, the gateway under test on CPU1' : ', unpinned'}.`,
     '',
-    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s) (target >= 3,000/s)`,
+    `- POST /login/refreshToken on Redis (A): ${redisRefresh.rps.toFixed(0)}/s, p50 ${redisRefresh.p50.toFixed(2)} ms, p99 ${redisRefresh.p99.toFixed(2)} ms, gateway CPU ${redisRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, load client ${redisRefresh.clientCpuUs.toFixed(0)} us, ${redisRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(redisRuns)}/s) (target >= 3,000/s)`,
     ...(clusterRefresh
-      ? [`- the same on Redis in cluster mode (C, ${CLUSTER_WORKERS} workers; workers and load client unpinned, sharing the machine's 2 cores with each other and redis-server): ${clusterRefresh.rps.toFixed(0)}/s, p50 ${clusterRefresh.p50.toFixed(2)} ms, p99 ${clusterRefresh.p99.toFixed(2)} ms, gateway CPU ${clusterRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${clusterRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(clusterRuns)}/s) (target >= 3,000/s)`]
+      ? [`- the same on Redis in cluster mode (C, ${CLUSTER_WORKERS} workers; workers and load client unpinned, sharing the machine's 2 cores with each other and redis-server): ${clusterRefresh.rps.toFixed(0)}/s, p50 ${clusterRefresh.p50.toFixed(2)} ms, p99 ${clusterRefresh.p99.toFixed(2)} ms, gateway CPU ${clusterRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, load client ${clusterRefresh.clientCpuUs.toFixed(0)} us, ${clusterRefresh.failures} failures; median of ${ROUNDS} rounds (${rounds(clusterRuns)}/s) (target >= 3,000/s)`]
       : []),
-    `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, ${memoryRefresh.failures} failures; median of ${ROUNDS} rounds alternating with Redis (${rounds(memoryRuns)}/s); Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
+    `- POST /login/refreshToken on the memory store (M), same run: ${memoryRefresh.rps.toFixed(0)}/s, p50 ${memoryRefresh.p50.toFixed(2)} ms, p99 ${memoryRefresh.p99.toFixed(2)} ms, gateway CPU ${memoryRefresh.cpuUsPerRefresh.toFixed(0)} us/refresh, load client ${memoryRefresh.clientCpuUs.toFixed(0)} us, ${memoryRefresh.failures} failures; median of ${ROUNDS} rounds alternating with Redis (${rounds(memoryRuns)}/s); Redis/memory = ${(redisRefresh.rps / memoryRefresh.rps).toFixed(2)}`,
     `- the floors on M (wrk, ${CHAINS} connections): GET /mlgate/health ${health.rps.toFixed(0)}/s at ${health.cpuUs.toFixed(0)} us of gateway CPU per request; a refused refresh (same POST and body, unknown token, 401) ${refused.rps.toFixed(0)}/s at ${refused.cpuUs.toFixed(0)} us. A refresh is the refused one plus an ES256 signature (\`npm run bench\` measures it layer by layer), the new token's random bytes and hash, the store write and a larger JSON answer.`,
     `- Redis commands per proxied request: ${perRequest.toFixed(3)} (${ok}/${n} GET /status answered 200; ${during} commands during the run, ${background.toFixed(0)} of them the revocation feed's own background traffic; target 0)`,
     `- revocation answered on A -> refused on B, ${TRIALS} trials: p50 ${pct(lat, 50).toFixed(1)} ms, p99 ${pct(lat, 99).toFixed(1)} ms, max ${lat[lat.length - 1]!.toFixed(1)} ms (target p99 <= 100 ms; each sample includes one proxied request to B)`,
