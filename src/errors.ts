@@ -101,6 +101,16 @@ export class PayloadTooLarge extends GatewayError {
   }
 }
 
+export class LengthRequired extends GatewayError {
+  readonly status = 411;
+  readonly code = 'length_required';
+  constructor(method: string) {
+    // http-proxy rewrites a DELETE or OPTIONS without Content-Length to "Content-Length: 0" and still sends the body:
+    // the node would read that body as a second request that was never authorized.
+    super(`A ${method} request with a body must declare its Content-Length (no Transfer-Encoding).`);
+  }
+}
+
 export class UnsupportedMediaType extends GatewayError {
   readonly status = 415;
   readonly code = 'unsupported_media_type';

@@ -46,13 +46,17 @@ export function forwardedHeaderList(headers: IncomingHttpHeaders, dropAuthorizat
   return out;
 }
 
-/** Names the client listed in Connection (other than close / keep-alive); parsed only when there are any. */
+// The body's framing belongs to the message, not the connection: a client naming it in Connection must not make the
+// gateway drop it, or the body would reach the node unframed and be read as further, unauthorized requests.
+const NEVER_CONNECTION_LISTED = new Set(['close', 'keep-alive', 'content-length', 'transfer-encoding']);
+
+/** Names the client listed in Connection (other than close / keep-alive and the body framing); parsed only when there are any. */
 function connectionListed(conn: string | undefined): Set<string> | undefined {
   if (conn === undefined || conn === 'keep-alive' || conn === 'close') return undefined;
   let listed: Set<string> | undefined;
   for (const token of conn.split(',')) {
     const name = token.trim().toLowerCase();
-    if (name && name !== 'close' && name !== 'keep-alive') (listed ??= new Set()).add(name);
+    if (name && !NEVER_CONNECTION_LISTED.has(name)) (listed ??= new Set()).add(name);
   }
   return listed;
 }
@@ -80,14 +84,9 @@ export function strippedRequestHeaders(headers: IncomingHttpHeaders, dropAuthori
   for (const name of Object.keys(headers)) {
     if (name.startsWith('x-mlgate-') || name.startsWith('x-forwarded-')) out.push(name);
   }
-  // Headers the client listed in Connection are hop-by-hop too (RFC 9110 7.6.1).
-  const conn = headers.connection;
-  if (typeof conn === 'string') {
-    for (const token of conn.split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name && name !== 'close' && name !== 'keep-alive') out.push(name);
-    }
-  }
+  // Headers the client listed in Connection are hop-by-hop too (RFC 9110 7.6.1), except the body framing.
+  const listed = connectionListed(headers.connection);
+  if (listed) out.push(...listed);
   return out;
 }
 

@@ -2,7 +2,7 @@
 // passive ejection, retries on another node when that cannot repeat anything, identity per node, delivery.
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { BadGateway, GatewayError, PayloadTooLarge, UpstreamUnavailable } from '../errors.ts';
+import { BadGateway, GatewayError, LengthRequired, PayloadTooLarge, UpstreamUnavailable } from '../errors.ts';
 import { responseHeaderList } from './headers.ts';
 import type { ServiceAccount } from './service-account.ts';
 import { AttemptFailure, type NodeAnswer, type NodeTarget, type Transport } from './transport.ts';
@@ -186,6 +186,7 @@ export class UpstreamPool {
     const limit = this.opts.bodyLimitBytes;
     if (Number(req.headers['content-length'] ?? 0) > limit) throw new PayloadTooLarge(limit);
     const method = req.method ?? 'GET';
+    if ((method === 'DELETE' || method === 'OPTIONS') && req.headers['transfer-encoding'] !== undefined) throw new LengthRequired(method);
     const tried = new Set<NodeState>();
     let again: NodeState | undefined; // the same node once more, after a service-account re-login
     let reloggedIn = false;

@@ -26,6 +26,19 @@ describe('request header hygiene', () => {
     expect(dropped).not.toContain('close');
   });
 
+  it('keeps the body framing even when the client names it in Connection (or the node would read the body as requests)', () => {
+    const client = { connection: 'content-length, Transfer-Encoding, x-hop', 'content-length': '45', 'transfer-encoding': 'chunked', 'x-hop': '1' };
+    const dropped = strippedRequestHeaders(client, true);
+    expect(dropped).toContain('x-hop');
+    expect(dropped).not.toContain('content-length');
+    expect(dropped).not.toContain('transfer-encoding');
+    const inPlace: IncomingHttpHeaders = { ...client };
+    stripRequestHeaders(inPlace, true);
+    expect(inPlace).toEqual({ 'content-length': '45', 'transfer-encoding': 'chunked' });
+    const names = forwardedHeaderList(client, true, {}).filter((_, i) => i % 2 === 0);
+    expect(names).toEqual(['content-length']); // undici frames a chunked body itself
+  });
+
   it('keeps Authorization in passthrough mode', () => {
     expect(strippedRequestHeaders({ authorization: 'Bearer t' }, false)).not.toContain('authorization');
   });

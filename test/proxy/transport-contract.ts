@@ -12,7 +12,7 @@ import { decodeJwt } from 'jose';
 import { downloadSha256 } from '../../src/example-node/index.ts';
 import { writePseudoRandom } from '../../src/example-node/download.ts';
 import type { Engine } from '../../src/proxy/index.ts';
-import { CA, cert, expectErrorShape, loginAdmin, request } from '../integration/setup.ts';
+import { CA, cert, expectErrorShape, loginAdmin, rawRequest, request } from '../integration/setup.ts';
 import { startGateway, startNode, waitFor, type Gw } from '../integration/upstream-setup.ts';
 
 const MB = 1024 * 1024;
@@ -451,6 +451,31 @@ export function transportContract(engine: Engine): void {
       for (const [name, v] of Object.entries(h)) expect(Array.isArray(v), name).toBe(false);
       expect(r.headers['x-node-hop']).toBeUndefined();
       expect(r.headers['keep-alive']).not.toBe('timeout=60'); // the node's; the edge sets its own
+    });
+
+    it('a body reaches the node framed as the client framed it: nothing inside it becomes a request of its own', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      // A complete request hidden in a body: if the framing were lost on the way, the node would run it unauthorized.
+      const hidden = 'GET /t/hidden HTTP/1.1\r\nHost: localhost\r\n\r\n';
+      const chunked = `${hidden.length.toString(16)}\r\n${hidden}\r\n0\r\n\r\n`;
+      const head = (method: string, path: string, framing: string) => `${method} ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${access_token}\r\n${framing}\r\n`;
+      // Connection: close and no half-close: the gateway answers, then closes (a half-closed client counts as gone).
+      const raw = (text: string) => rawRequest(g.port, text, 5000, false);
+      // Connection naming the framing header does not make it hop-by-hop.
+      const byLength = await raw(head('GET', '/t/by-length', `Connection: close, content-length\r\nContent-Length: ${hidden.length}\r\n`) + hidden);
+      const byChunks = await raw(head('GET', '/t/by-chunks', 'Connection: close, transfer-encoding\r\nTransfer-Encoding: chunked\r\n') + chunked);
+      // http-proxy sends a DELETE without Content-Length as "Content-Length: 0" followed by its body: refused, for every engine.
+      const del = await raw(head('DELETE', '/t/del', 'Connection: close\r\nTransfer-Encoding: chunked\r\n') + chunked);
+      const after = await send(g, 'GET', '/t/after', { token: access_token });
+      expect(byLength.status, byLength.body).toBe(200);
+      expect(byChunks.status, byChunks.body).toBe(200);
+      expect(del.status, del.body).toBe(411);
+      expect(JSON.parse(del.body)).toMatchObject({ error: 'length_required' });
+      expect(after.status).toBe(200);
+      expect(JSON.parse(after.text).url).toBe('/t/after');
+      expect(node.seen.map((s) => `${s.method} ${s.url} ${s.bytes}`)).toEqual([`GET /t/by-length ${hidden.length}`, `GET /t/by-chunks ${hidden.length}`, 'GET /t/after 0']);
     });
 
     it('HEAD and 204: the head only, its headers intact, and the connection reusable after them', async () => {
