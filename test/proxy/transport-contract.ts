@@ -468,14 +468,25 @@ export function transportContract(engine: Engine): void {
       const byChunks = await raw(head('GET', '/t/by-chunks', 'Connection: close, transfer-encoding\r\nTransfer-Encoding: chunked\r\n') + chunked);
       // http-proxy sends a DELETE without Content-Length as "Content-Length: 0" followed by its body: refused, for every engine.
       const del = await raw(head('DELETE', '/t/del', 'Connection: close\r\nTransfer-Encoding: chunked\r\n') + chunked);
+      // Bodies with a declared length on methods that usually have none go through framed.
+      const headWithBody = await raw(head('HEAD', '/t/head', `Connection: close\r\nContent-Length: ${hidden.length}\r\n`) + hidden);
+      const delWithLength = await raw(head('DELETE', '/t/del-length', `Connection: close\r\nContent-Length: ${hidden.length}\r\n`) + hidden);
       const after = await send(g, 'GET', '/t/after', { token: access_token });
       expect(byLength.status, byLength.body).toBe(200);
       expect(byChunks.status, byChunks.body).toBe(200);
       expect(del.status, del.body).toBe(411);
       expect(JSON.parse(del.body)).toMatchObject({ error: 'length_required' });
+      expect(headWithBody.status).toBe(200);
+      expect(delWithLength.status).toBe(200);
       expect(after.status).toBe(200);
       expect(JSON.parse(after.text).url).toBe('/t/after');
-      expect(node.seen.map((s) => `${s.method} ${s.url} ${s.bytes}`)).toEqual([`GET /t/by-length ${hidden.length}`, `GET /t/by-chunks ${hidden.length}`, 'GET /t/after 0']);
+      expect(node.seen.map((s) => `${s.method} ${s.url} ${s.bytes}`)).toEqual([
+        `GET /t/by-length ${hidden.length}`,
+        `GET /t/by-chunks ${hidden.length}`,
+        `HEAD /t/head ${hidden.length}`,
+        `DELETE /t/del-length ${hidden.length}`,
+        'GET /t/after 0',
+      ]);
     });
 
     it('HEAD and 204: the head only, its headers intact, and the connection reusable after them', async () => {
