@@ -373,7 +373,19 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   }
   app.route('/mlgate/admin', adminRoutes({ authenticate, admin, audit }));
   const adminConsole = config.console.enabled
-    ? consoleRoutes({ admin, checkPassword, rolesOf, audit, log, idleTimeoutSeconds: config.console.idleTimeoutSeconds })
+    ? consoleRoutes({
+        admin,
+        checkPassword,
+        rolesOf,
+        audit,
+        log,
+        idleTimeoutSeconds: config.console.idleTimeoutSeconds,
+        subjectRevokedSince: (subject, sinceMs) => {
+          const now = Date.now();
+          if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);
+          return view.isSubjectRevokedSince(subject, sinceMs);
+        },
+      })
     : undefined;
   if (adminConsole) app.route('/mlgate/console', adminConsole.app);
   app.all('/mlgate/*', () => {

@@ -30,6 +30,12 @@ export interface ConsoleDeps {
   audit: AuditSink;
   log: Logger;
   idleTimeoutSeconds: number;
+  /**
+   * Whether the user was revoked at or after `sinceMs`, from the revocation view every instance and worker shares
+   * (a revocation made elsewhere must end this process's console sessions too); throws RevocationUnavailable when
+   * the view is stale, as for gateway tokens.
+   */
+  subjectRevokedSince(subject: string, sinceMs: number): boolean;
 }
 
 type ConsoleEnv = {
@@ -135,7 +141,12 @@ export function consoleRoutes(deps: ConsoleDeps): { app: Hono<ConsoleEnv>; sessi
 
   app.get('/login', (c) => {
     if (sessions.touch(getCookie(c, COOKIE))) return redirect(c, `${BASE}/sessions`);
-    const notice = c.req.query('ended') === 'idle' ? 'Your console session ended after a period of inactivity. Please log in again.' : c.req.query('ended') === 'logout' ? 'You are logged out.' : undefined;
+    const ended = c.req.query('ended');
+    const notice =
+      ended === 'idle' ? 'Your console session ended after a period of inactivity. Please log in again.'
+      : ended === 'logout' ? 'You are logged out.'
+      : ended === 'revoked' ? 'Your console session ended: your tokens were revoked. Please log in again.'
+      : undefined;
     return c.html(loginPage(notice ? { notice } : {}));
   });
 
@@ -185,6 +196,12 @@ export function consoleRoutes(deps: ConsoleDeps): { app: Hono<ConsoleEnv>; sessi
     if (!session) {
       if (cookie) deleteCookie(c, COOKIE, { path: BASE, secure: true });
       return redirect(c, `${BASE}/login${cookie ? '?ended=idle' : ''}`);
+    }
+    if (deps.subjectRevokedSince(session.subject, session.createdAt)) {
+      sessions.end(cookie);
+      deleteCookie(c, COOKIE, { path: BASE, secure: true });
+      audit('console.session_ended', { user: session.subject, reason: 'revoked', requestId: c.get('requestId') });
+      return redirect(c, `${BASE}/login?ended=revoked`);
     }
     c.set('session', session);
     c.set('cookie', cookie!);

@@ -64,6 +64,12 @@ export class RevocationView {
     return false;
   }
 
+  /** Whether every token of `subject` issued at or before `atMs` is revoked (a console session started at `atMs`). */
+  isSubjectRevokedSince(subject: string, atMs: number): boolean {
+    const s = this.subjects.get(subject);
+    return s !== undefined && atMs <= s.notBefore;
+  }
+
   /** Drops entries that can no longer match a valid token. */
   prune(now: number): void {
     for (const [k, until] of this.families) if (until <= now) this.families.delete(k);

@@ -23,7 +23,8 @@ import {
   type SentinelTopology,
   type Stack,
 } from './setup.ts';
-import { ROLES, TestDirectory, login } from './users.ts';
+import { BASE, ConsoleClient } from '../console/client.ts';
+import { PASSWORD, ROLES, TestDirectory, login } from './users.ts';
 
 // ---- helpers ---------------------------------------------------------------------------------------------------------
 
@@ -62,7 +63,7 @@ const refresh = (stack: Stack, refreshToken: string) => call(stack, 'POST', '/lo
 const sidOf = (accessToken: string): string => JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString()).sid;
 
 /** Users of every stack here; identity() registers a subject so that refreshes revalidate it. */
-const directory = new TestDirectory({ carol: ['contributors'], rita: ['readers'] });
+const directory = new TestDirectory({ carol: ['contributors'], rita: ['readers'], olive: ['owners'] });
 
 function identity(subject: string, groups = ['readers']): IdentitySnapshot {
   if (!directory.groups.has(subject)) directory.groups.set(subject, groups);
@@ -227,6 +228,25 @@ describe('two gateway instances sharing standalone Redis', () => {
         expect(JSON.parse(line!)).toMatchObject({ actor: 'admin', user: 'carol' });
       }
       for (const l of audit) for (const s of [s1, s2, s3]) expect(l).not.toContain(s.refresh_token);
+    });
+
+    it("a user revoked on B ends that user's console session on A (the revocation view, not this process's own event)", async () => {
+      const c = new ConsoleClient(A.url);
+      expect((await c.login('olive', PASSWORD)).status).toBe(303);
+      expect((await c.get(`${BASE}/sessions`)).status).toBe(200);
+      expect((await call(B, 'POST', '/mlgate/admin/revoke/user', { token: owner, json: { subject: 'olive' } })).status).toBe(200);
+      const ended = await until('the console session on A ends', 2_000, async () => {
+        const page = await c.get(`${BASE}/sessions`);
+        return page.status === 303 ? page : undefined;
+      });
+      expect(ended.location).toBe(`${BASE}/login?ended=revoked`);
+      expect((await c.get(`${BASE}/sessions`)).location).toMatch(new RegExp(`^${BASE}/login`));
+      expect(A.logLines.some((l) => l.includes('"event":"console.session_ended"') && l.includes('"user":"olive"'))).toBe(true);
+      // A console login after the revocation is a new session, not ended by it.
+      await new Promise((r) => setTimeout(r, 5));
+      const again = new ConsoleClient(A.url);
+      expect((await again.login('olive', PASSWORD)).status).toBe(303);
+      expect((await again.get(`${BASE}/sessions`)).status).toBe(200);
     });
 
     it('mlgate revoke / mlgate sessions work against a running gateway', async () => {
