@@ -13,6 +13,9 @@ import type {
   TokenStore,
 } from './types.ts';
 
+/** The hash of the token a rotation made from this one: the same request again is no reuse (see rotate). */
+type MemoryRefresh = StoredRefresh & { successorHash?: string };
+
 interface Family {
   subject: string;
   provider: string;
@@ -29,7 +32,7 @@ const SWEEP_INTERVAL_MS = 30_000;
 
 export class MemoryTokenStore implements TokenStore {
   readonly kind = 'memory' as const;
-  private readonly tokens = new Map<string, StoredRefresh>();
+  private readonly tokens = new Map<string, MemoryRefresh>();
   private readonly families = new Map<string, Family>();
   private readonly familiesBySubject = new Map<string, Set<string>>();
   private readonly revocations = new Map<string, RevocationEntry>();
@@ -71,7 +74,7 @@ export class MemoryTokenStore implements TokenStore {
     return this.live(hash, now) ?? null;
   }
 
-  private live(hash: string, now: number): StoredRefresh | undefined {
+  private live(hash: string, now: number): MemoryRefresh | undefined {
     const rec = this.tokens.get(hash);
     if (!rec) return undefined;
     const family = this.families.get(rec.familyId);
@@ -83,6 +86,8 @@ export class MemoryTokenStore implements TokenStore {
     const rec = this.live(req.oldHash, req.now);
     if (!rec) return { kind: 'invalid' };
     if (rec.usedAt !== undefined) {
+      // The same request again (as Redis may see one whose answer was lost): what it did, not a reuse of itself.
+      if (rec.successorHash === req.newHash) return { kind: 'rotated' };
       if (rec.successor !== undefined && req.now - rec.usedAt <= req.graceMs) {
         return { kind: 'replayed', successor: rec.successor };
       }
@@ -92,6 +97,7 @@ export class MemoryTokenStore implements TokenStore {
     }
     const family = this.families.get(rec.familyId)!;
     rec.usedAt = req.now;
+    rec.successorHash = req.newHash;
     if (req.graceMs > 0 && req.sealedSuccessor !== undefined) rec.successor = req.sealedSuccessor;
     this.tokens.set(req.newHash, { ...req.newRecord });
     family.hashes.add(req.newHash);

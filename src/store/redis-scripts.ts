@@ -16,6 +16,7 @@
 //   x  zset   <hash> -> expiresAt                     expiry of each token, to prune expired fields
 //   s  string sealed successor of one token           only for the reuse grace window (PX)
 //   t  string tombstone                               the family was revoked: it may not be (re)created
+//                                                    (after a reuse: '<newHash> <subject>' of the request that saw it)
 // Both f and x expire with the family (min(family end, latest token expiry)).
 
 const HELPERS = `
@@ -55,12 +56,16 @@ return {m[1], m[2], m[3] or ''}
 
 /**
  * rotate: rotation, reuse detection and grace replay in one step; this script alone decides.
- * KEYS: f, x, s (successor of the old token), t; outside Cluster also the new token's index key (mlgRotateIndexed).
+ * KEYS: f, x, s (successor of the old token), t; outside Cluster (mlgRotateIndexed) also the new token's index key
+ * and the revocation entries' e and d.
  * ARGV: oldHash, newHash, newRecordJson, newExpiresAt, now, graceMs, sealed ('' = none), revocationTtlMs,
  *       channel, familyRevocationJson, familyId, newIndexTtlMs (the last two for the index key).
  * Returns {'rotated'} | {'replayed', sealed, successorHash, successorTtlMs} | {'reused', subject} | {'invalid'}.
  * A replay names the successor's hash and how long it lives ('' and 0 when unknown or gone), so that the caller can
  * write its index entry again: the rotation's own index write may have gone to a master that a failover dropped.
+ * Idempotent per request (newHash is random per request): the same call run again, because its answer was lost
+ * (a timeout, a cut connection, ioredis resending it after a reconnect), answers what the first run did
+ * ('rotated', or 'reused' from the tombstone), never a reuse of its own rotation.
  */
 const ROTATE = `${HELPERS}
 local f, x = KEYS[1], KEYS[2]
@@ -68,11 +73,16 @@ local old = ARGV[1]
 local now = tonumber(ARGV[5])
 local m = redis.call('HMGET', f, 'fexp', 'r:' .. old, 'u:' .. old, 'sub', 'live')
 local fexp = tonumber(m[1])
-if not fexp or not m[2] then return {'invalid'} end
+if not fexp or not m[2] then
+  local t = redis.call('GET', KEYS[4])
+  if t and string.sub(t, 1, #ARGV[2] + 1) == ARGV[2] .. ' ' then return {'reused', string.sub(t, #ARGV[2] + 2)} end
+  return {'invalid'}
+end
 local exp = tonumber(redis.call('ZSCORE', x, old))
 if not exp or exp <= now or fexp <= now then return {'invalid'} end
 local used = tonumber(m[3])
 if used then
+  if redis.call('HGET', f, 'n:' .. old) == ARGV[2] then return {'rotated'} end
   local sealed = redis.call('GET', KEYS[3])
   if sealed and now - used <= tonumber(ARGV[6]) then
     -- A write, so that a WAIT after it also covers the rotation that stored this successor (made on another
@@ -89,9 +99,18 @@ if used then
   end
   -- A consumed token presented again: theft or a broken client. End the family; announce it at once.
   redis.call('DEL', f, x, KEYS[3])
-  redis.call('SET', KEYS[4], '1', 'PX', ARGV[8])
+  -- The tombstone names the request that ended the family, for a re-run of it (see above).
+  redis.call('SET', KEYS[4], ARGV[2] .. ' ' .. (m[4] or ''), 'PX', ARGV[8])
   redis.call('PUBLISH', ARGV[9], ARGV[10])
-  return {'reused', m[4]}
+  if KEYS[6] then
+    -- The stored entry with the announcement: a view reloaded later must not bring the family's access tokens back.
+    local id = 'family:' .. ARGV[11]
+    redis.call('HSET', KEYS[6], id, ARGV[10])
+    redis.call('ZADD', KEYS[7], n(now + tonumber(ARGV[8])), id)
+    expire_at_least(KEYS[6], tonumber(ARGV[8]))
+    expire_at_least(KEYS[7], tonumber(ARGV[8]))
+  end
+  return {'reused', m[4] or ''}
 end
 local newExp = tonumber(ARGV[4])
 redis.call('HSET', f, 'u:' .. old, ARGV[5], 'n:' .. old, ARGV[2], 'r:' .. ARGV[2], ARGV[3], 'last', ARGV[5])
@@ -192,7 +211,7 @@ export const SCRIPTS = {
   mlgCreateFamily: { lua: CREATE, numberOfKeys: 3 },
   mlgGetRefresh: { lua: GET, numberOfKeys: 1, readOnly: true },
   mlgRotate: { lua: ROTATE, numberOfKeys: 4 },
-  mlgRotateIndexed: { lua: ROTATE, numberOfKeys: 5 },
+  mlgRotateIndexed: { lua: ROTATE, numberOfKeys: 7 },
   mlgRevokeFamily: { lua: REVOKE_FAMILY, numberOfKeys: 3 },
   mlgSubjectAdd: { lua: SUBJECT_ADD, numberOfKeys: 2 },
   mlgSubjectRevoke: { lua: SUBJECT_REVOKE, numberOfKeys: 2 },

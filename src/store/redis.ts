@@ -20,7 +20,7 @@
 // steps run (one code path, tested on all three topologies).
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { parseSubjectCursor, subjectCursor } from './listing.ts';
 import { SCRIPTS, type ScriptName } from './redis-scripts.ts';
 import type {
@@ -258,7 +258,7 @@ export class RedisTokenStore implements TokenStore {
    * handed out after 'rotated' is always findable. A grace replay writes the successor's entry again (see there).
    */
   async rotate(req: RotateRequest): Promise<RotateOutcome> {
-    const since = this.link();
+    let since = this.link();
     const familyId = req.newRecord.familyId;
     const newTtl = Math.min(req.newRecord.expiresAt, req.newRecord.familyExpiresAt) - req.now;
     const indexed = newTtl > 0 && !(this.client instanceof Cluster);
@@ -267,9 +267,10 @@ export class RedisTokenStore implements TokenStore {
     const k = this.famKeys(familyId);
     const entry: RevocationEntry = { kind: 'family', familyId, until: req.now + this.timings.revocationTtlMs };
     const keys = [k.f, k.x, k.s(req.oldHash), k.t];
-    const out = (await this.script(
+    const rk = this.revocationKeys();
+    const run = (): Promise<unknown> => this.script(
       indexed ? 'mlgRotateIndexed' : 'mlgRotate',
-      indexed ? [...keys, this.indexKey(req.newHash)] : keys,
+      indexed ? [...keys, this.indexKey(req.newHash), rk.e, rk.d] : keys,
       [
         req.oldHash,
         req.newHash,
@@ -284,10 +285,24 @@ export class RedisTokenStore implements TokenStore {
         familyId,
         Math.max(newTtl, 0),
       ],
-    )) as [string, string?, string?, string?];
+    );
+    // A rotation whose answer was lost may have happened: answering 503 would make the client's retry (the same
+    // old token, a new request) look like a reuse and end the family. The same call is run again instead; the
+    // script recognises its own request and answers what it did. Only a longer outage is a 503.
+    let out: [string, string?, string?, string?];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        out = (await run()) as [string, string?, string?, string?];
+        if (out[0] === 'rotated') await this.replicated(since);
+        break;
+      } catch (err) {
+        if (attempt >= ROTATE_ATTEMPTS || !outcomeMayBeLost(err)) throw err;
+        await new Promise((r) => setTimeout(r, ROTATE_RETRY_DELAY_MS * attempt));
+        since = this.link();
+      }
+    }
     switch (out[0]) {
       case 'rotated':
-        await this.replicated(since);
         return { kind: 'rotated' };
       case 'replayed': {
         // The successor's index entry again: in a Cluster the rotation wrote it before its script, on another node,
@@ -306,7 +321,8 @@ export class RedisTokenStore implements TokenStore {
         // The family is gone and every instance has been told (PUBLISH in the script); now the stored entry, for
         // instances that reload their view later, and the subject index.
         const subject = out[1]!;
-        await Promise.all([this.addRevocations([entry], req.now, false), indexed ? null : this.client.del(this.indexKey(req.newHash))]);
+        // Outside a Cluster the script stored the entry itself; in a Cluster it lives on another slot.
+        await Promise.all([indexed ? null : this.addRevocations([entry], req.now, false), indexed ? null : this.client.del(this.indexKey(req.newHash))]);
         await this.client.zrem(this.subjectKeys(subject).i, familyId);
         await this.replicated(since);
         return { kind: 'reused', familyId, subject };
@@ -534,6 +550,20 @@ export class RedisTokenStore implements TokenStore {
     }
     return createClient(this.opts, { lazyConnect: true, scripts: false, subscriber: true }) as Redis;
   }
+}
+
+/** A rotation is sent at most this many times when its answer is lost (each try waits for commandTimeoutMs). */
+const ROTATE_ATTEMPTS = 3;
+const ROTATE_RETRY_DELAY_MS = 100;
+
+/**
+ * Whether a failed command may have run without its answer reaching us (a timeout, a cut or replaced connection,
+ * a failover, writes not confirmed by replicas), as opposed to Redis refusing it (a script error).
+ */
+function outcomeMayBeLost(err: unknown): boolean {
+  if (err instanceof RedisStoreError) return true;
+  if (err instanceof ReplyError) return /^(READONLY|MASTERDOWN|LOADING|BUSY|CLUSTERDOWN|TRYAGAIN)\b/.test((err as Error).message);
+  return true;
 }
 
 function revocationId(e: RevocationEntry): string {

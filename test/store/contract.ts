@@ -186,6 +186,18 @@ export function tokenStoreContract(
         expect(old!.usedAt).toBe(T0 + MIN);
       });
 
+      it('the same rotation request run again (its answer lost) answers rotated again, and is no reuse', async () => {
+        const f = await newFamily();
+        const first = await rotate(f, f.hash, T0 + MIN);
+        expect(first.outcome).toEqual({ kind: 'rotated' });
+        const again = await rotate(f, f.hash, T0 + MIN + 5, { newHash: first.newHash });
+        expect(again.outcome).toEqual({ kind: 'rotated' });
+        expect(await store.getRefresh(first.newHash, T0 + 2 * MIN)).not.toBeNull();
+        expect(await store.listFamilies(f.subject, T0 + 2 * MIN)).toHaveLength(1);
+        // Another request with the consumed token is still a reuse (strict).
+        expect((await rotate(f, f.hash, T0 + 2 * MIN)).outcome.kind).toBe('reused');
+      });
+
       it('a chain of rotations keeps the family alive past the first token idle expiry', async () => {
         const f = await newFamily(undefined, T0, { ttlMs: 10 * MIN });
         let hash = f.hash;

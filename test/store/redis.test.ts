@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { createStore, redisOptions, RedisTokenStore, type RedisStoreOptions, type RefreshRecord } from '../../src/store/index.ts';
@@ -96,6 +97,57 @@ async function untilTrue(what: string, ms: number, probe: () => boolean | Promis
   return Date.now() - start;
 }
 
+/**
+ * A TCP relay in front of a real redis-server that can lose one answer: the command whose bytes contain the marker
+ * reaches Redis and runs, then both connections are cut before its answer gets back (a network cut at the worst
+ * moment, as a failover or a dying load balancer makes one).
+ */
+async function startLossyRelay(redisPort: number): Promise<{ url: string; loseAnswerTo(marker: string): void; lost: () => number; close(): Promise<void> }> {
+  let marker: string | undefined;
+  let lost = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const redis = net.connect(redisPort, '127.0.0.1');
+    let cutOnAnswer = false;
+    for (const s of [client, redis]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+    }
+    client.on('data', (d: Buffer) => {
+      if (marker !== undefined && d.includes(marker)) {
+        marker = undefined;
+        cutOnAnswer = true;
+      }
+      redis.write(d);
+    });
+    redis.on('data', (d: Buffer) => {
+      if (cutOnAnswer) {
+        lost++;
+        client.destroy();
+        redis.destroy();
+        return;
+      }
+      client.write(d);
+    });
+    client.on('close', () => redis.destroy());
+    redis.on('close', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    loseAnswerTo: (m) => {
+      marker = m;
+    },
+    lost: () => lost,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
 describe('RedisTokenStore on standalone Redis', () => {
   it('puts a TTL on every key it writes (owner keys and their listing index excepted) and a family on one hash tag', async () => {
     const server = await startRedis();
@@ -141,6 +193,48 @@ describe('RedisTokenStore on standalone Redis', () => {
       expect((await index(`d-${fam}`)).family).toBe('');
     } finally {
       await store.close();
+    }
+  });
+
+  it('a rotation whose answer is lost is run again and answers rotated: the client is not told 503 and its retry is no reuse', async () => {
+    const server = await standaloneServer();
+    const relay = await startLossyRelay(server.port);
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'lost:' }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily(`a-${fam}`, record(fam, 'lena', now));
+      relay.loseAnswerTo(`b-${fam}`);
+      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'lena', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      expect(relay.lost()).toBe(1);
+      expect(out.kind).toBe('rotated');
+      expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
+      expect(await server.cli('EXISTS', `lost:{fam:${fam}}:t`)).toBe('0');
+      expect(await server.cli('HGET', 'lost:{rev}:e', `family:${fam}`)).toBe('');
+    } finally {
+      await store.close();
+      await relay.close();
+    }
+  });
+
+  it('a reuse whose answer is lost is still reported as reuse, and its revocation entry is stored with it (a reloaded view keeps the family revoked)', async () => {
+    const server = await standaloneServer();
+    const relay = await startLossyRelay(server.port);
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'lostreuse:' }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily(`a-${fam}`, record(fam, 'mona', now));
+      expect((await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'mona', now), now, sealedSuccessor: undefined, graceMs: 0 })).kind).toBe('rotated');
+      relay.loseAnswerTo(`c-${fam}`);
+      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `c-${fam}`, newRecord: record(fam, 'mona', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      expect(relay.lost()).toBe(1);
+      expect(out).toEqual({ kind: 'reused', familyId: fam, subject: 'mona' });
+      expect(JSON.parse(await server.cli('HGET', 'lostreuse:{rev}:e', `family:${fam}`))).toMatchObject({ kind: 'family', familyId: fam });
+      expect((await store.listRevocations(now)).some((e) => e.kind === 'family' && e.familyId === fam)).toBe(true);
+    } finally {
+      await store.close();
+      await relay.close();
     }
   });
 
