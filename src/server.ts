@@ -98,6 +98,12 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
       const reason = http.STATUS_CODES[status];
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     });
+    // CONNECT (a tunnel request) never reaches the request handler either: Node would drop the socket unanswered.
+    server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
+      const body = JSON.stringify({ error: 'method_not_allowed', message: 'CONNECT is not supported: mlgate is not a forward proxy.', requestId: 'none' });
+      socket.on('error', () => socket.destroy());
+      socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
   });
 }
 

@@ -362,6 +362,15 @@ describe('routing and paths', () => {
     expect(stack.node.received.length).toBe(before);
   });
 
+  it('answers CONNECT (a tunnel request) with a JSON 405 and forwards nothing', async () => {
+    const before = stack.node.received.length;
+    const r = await rawRequest(stack.port, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
+    expect(r.status).toBe(405);
+    expect(JSON.parse(r.body)).toMatchObject({ error: 'method_not_allowed' });
+    expect(stack.node.received.length).toBe(before);
+    expect((await request(stack, 'GET', '/mlgate/health')).status).toBe(200);
+  });
+
   it('answers malformed HTTP with a JSON 400 and stays up', async () => {
     const r = await rawRequest(stack.port, 'THIS IS NOT HTTP\r\n\r\n');
     expect(r.status).toBe(400);
