@@ -82,6 +82,17 @@ function onClientClose(this: Tagged<ServerResponse>): void {
   }
 }
 
+/**
+ * The node request closed with neither an answer nor an error: Node drops the connection of an unrequested
+ * 101 Switching Protocols that way. A 502, never a client left waiting; a tick later, so an error emitted with
+ * the close is the one reported.
+ */
+function onNodeRequestClose(this: Tagged<ClientRequest>): void {
+  const a = this[kAttempt];
+  if (!a || a.settled) return;
+  setImmediate(() => a.finish(new AttemptFailure(new BadGateway(`the node connection closed without an answer (${a.node.url})`), a.connected ? 'request' : 'connect')));
+}
+
 /** Idle timeout while waiting for or streaming the answer. */
 function onNodeSilent(this: Tagged<ClientRequest>): void {
   const a = this[kAttempt];
@@ -234,6 +245,7 @@ export class HpmTransport implements Transport {
     else socket.once('secureConnect', () => a.connectedNow());
 
     proxyReq.setTimeout(this.opts.responseTimeoutMs, onNodeSilent);
+    proxyReq.once('close', onNodeRequestClose);
   }
 
   private onProxyRes(proxyRes: IncomingMessage, req: Tagged<IncomingMessage>): void {
@@ -273,7 +285,9 @@ export class HpmTransport implements Transport {
       headers['content-length'] = String(Buffer.byteLength(opts.body));
     }
     return new Promise<SmallAnswer>((resolve, reject) => {
+      let answered = false;
       const r = https.request(url, { method: opts.method, headers, agent }, (answer) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
         answer.on('data', (c: Buffer) => {
@@ -282,12 +296,20 @@ export class HpmTransport implements Transport {
         });
         answer.on('end', () => resolve({ status: answer.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
         answer.on('error', reject);
+        answer.on('close', () => {
+          if (!answer.complete) reject(Object.assign(new Error(`the answer from ${url.origin} was cut`), { code: 'ECONNRESET' }));
+        });
       });
       const timer = setTimeout(() => {
         r.destroy(Object.assign(new Error(`no answer from ${url.origin} within ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       }, opts.timeoutMs);
       r.on('error', reject);
-      r.on('close', () => clearTimeout(timer));
+      r.on('close', () => {
+        clearTimeout(timer);
+        // No answer and no error (an unrequested 101 is dropped that way): settle, or a probe or a service-account
+        // login would wait forever (a tick later, so an error emitted with the close wins).
+        if (!answered) setImmediate(() => reject(Object.assign(new Error(`${url.origin} closed the connection without an answer`), { code: 'ECONNRESET' })));
+      });
       r.end(opts.body);
     });
   }

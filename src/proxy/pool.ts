@@ -256,9 +256,18 @@ export class UpstreamPool {
         );
       }
 
+      if (answer.status < 100 || answer.status > 599) {
+        // Not an HTTP status a client could be given (Node's writeHead would throw on it): the node is broken.
+        node.inflight--;
+        answer.body.destroy();
+        throw new BadGateway(`node ${node.url} answered with status ${answer.status}`);
+      }
       fwd.onNodeResponse?.(answer.status, answer.body);
-      await deliver(answer, res, fwd.requestId);
-      node.inflight--;
+      try {
+        await deliver(answer, res, fwd.requestId);
+      } finally {
+        node.inflight--;
+      }
       return;
     }
     throw last ?? new UpstreamUnavailable(`no node available: ${this.summary()}`);
@@ -352,7 +361,7 @@ export class UpstreamPool {
 
 /** Writes the node's answer to the client as it streams; resolves when the client response is closed. */
 function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Promise<void> {
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     const body = answer.body;
     if (res.destroyed || res.headersSent) {
       body.destroy();
@@ -361,8 +370,15 @@ function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Pr
     }
     // One writeHead with a name/value list: no per-header setHeader calls, no header map on the response.
     const headers = responseHeaderList(answer.headers, requestId);
-    if (answer.statusMessage) res.writeHead(answer.status, answer.statusMessage, headers);
-    else res.writeHead(answer.status, headers);
+    try {
+      if (answer.statusMessage) res.writeHead(answer.status, answer.statusMessage, headers);
+      else res.writeHead(answer.status, headers);
+    } catch (err) {
+      // A head Node refuses to write (nothing was sent yet): the client gets a 502 instead.
+      body.destroy();
+      reject(new BadGateway(`the node's answer head cannot be relayed: ${err instanceof Error ? err.message : String(err)}`));
+      return;
+    }
     if (body.complete === true && body.listenerCount('data') === 0) {
       // The whole answer came with its head (small answers, one socket read): one end(), no pipe, no stream
       // listeners. read() hands over everything buffered and lets the body end, which frees the node connection.

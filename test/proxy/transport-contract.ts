@@ -51,7 +51,8 @@ function rawHeaders(raw: string[]): Record<string, string | string[]> {
 
 /**
  * A node that misbehaves on request, over the same mutual TLS as a real one. Paths (after /t/):
- * sink = read the body, answer its size and SHA-256; slow = never answer; nocontent = 204; reset-cl / reset-chunked = send the
+ * sink = read the body, answer its size and SHA-256; slow = never answer; nocontent = 204; switch = an unrequested
+ * 101; status099 = a status below 100; reset-cl / reset-chunked = send the
  * head and 64 KiB of a 1 MiB answer, then reset the connection; download?bytes=N = N pseudo-random bytes;
  * anything else = answer the request-target and headers it got.
  */
@@ -94,6 +95,9 @@ async function startTestNode(): Promise<TestNode> {
       else req.once('end', fn);
     };
     if (what === 'slow') return; // reads the request, never answers
+    // Answers no client can be given: a 101 to a request that asked for no upgrade, a status below 100.
+    if (what === 'switch') return done(() => void req.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+    if (what === 'status099') return done(() => void req.socket.write('HTTP/1.1 099 Weird\r\nContent-Length: 2\r\n\r\nok'));
     if (what === 'nocontent') return done(() => void res.writeHead(204, { 'x-answer': 'none' }).end());
     if (what === 'reset-cl' || what === 'reset-chunked') {
       res.writeHead(200, what === 'reset-cl' ? { 'content-type': 'application/octet-stream', 'content-length': String(MB) } : { 'content-type': 'application/octet-stream' });
@@ -562,6 +566,30 @@ export function transportContract(engine: Engine): void {
       const h = node.received.filter((r) => r.headers['x-request-id'] !== undefined).at(-1)!.headers;
       expect(h.authorization).toMatch(/^Bearer [A-Za-z0-9_-]{32}$/);
       expect(decodeJwt(String(h['x-mlgate-assertion']))).toMatchObject({ sub: 'admin' });
+    });
+  });
+
+  describe('answers no client can be given', () => {
+    it('a 101 to a plain request, or a status below 100: 502 JSON, nothing left in flight, the node still used', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      for (const what of ['switch', 'status099']) {
+        const r = await send(g, 'GET', `/t/${what}`, { token: access_token, timeoutMs: 5_000 });
+        expect(r.status, `${what}: ${r.error ?? r.text}`).toBe(502);
+        expect(JSON.parse(r.text)).toMatchObject({ error: 'bad_gateway' });
+      }
+      await waitFor('nothing in flight', idle(g), 5000);
+      expect((await send(g, 'GET', '/t/after', { token: access_token })).status).toBe(200);
+    });
+
+    it('health probes go on after a probe got a 101 (none waits forever)', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, healthCheck: { enabled: true, path: '/t/switch', intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 1, healthyAfter: 1 } });
+      await waitFor('the node out after a 101', () => !g.gateway.upstream.status()[0]!.healthy, 5000);
+      const probes = () => node.seen.filter((x) => x.url === '/t/switch').length;
+      const seen = probes();
+      await waitFor('three more probes', () => probes() >= seen + 3, 5000);
     });
   });
 
