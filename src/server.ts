@@ -56,12 +56,20 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
 
   return new Promise((resolve, reject) => {
     const server = useTls
-      ? https.createServer({ ...limits, ...edgeTlsOptions(s.tls!) }, listener)
+      // A connection that never completes its TLS handshake is held no longer than a slow header block.
+      ? https.createServer({ ...limits, handshakeTimeout: s.headersTimeoutMs, ...edgeTlsOptions(s.tls!) }, listener)
       : http.createServer(limits, listener);
     // Certificate and key changes on disk reach new connections without a restart (and on SIGHUP, main.ts).
     const reloader = useTls ? new EdgeTlsReloader(server as https.Server, s.tls!, log) : undefined;
     reloader?.watch();
     if (useTls) edgeClientChecks(server as https.Server, s.tls!, log);
+    // Every raw connection, also those still in their TLS handshake (closeAllConnections sees HTTP ones only):
+    // shutdown destroys what is left when its grace time is up.
+    const sockets = new Set<Socket>();
+    server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     server.listen(s.port, s.host, () => {
       const info = server.address() as AddressInfo;
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
@@ -73,7 +81,7 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
         tlsFingerprint: () => reloader?.fingerprint,
         close: (graceMs = 10_000) => {
           reloader?.close();
-          return closeServer(server, graceMs);
+          return closeServer(server, sockets, graceMs);
         },
       });
     });
@@ -126,9 +134,12 @@ function edgeClientChecks(server: https.Server, tls: NonNullable<Gateway['config
 }
 
 /** Stop accepting, let in-flight requests finish for up to graceMs, then cut what is left. */
-function closeServer(server: http.Server, graceMs: number): Promise<void> {
+function closeServer(server: http.Server, sockets: ReadonlySet<Socket>, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+    }, graceMs);
     timer.unref();
     server.close(() => {
       clearTimeout(timer);
@@ -160,7 +171,7 @@ export function listenMetrics(gateway: Gateway, log: Logger): Promise<{ port: nu
     server.listen(m.port, m.host, () => {
       const port = (server.address() as AddressInfo).port;
       log.info({ port, host: m.host }, 'metrics listening');
-      resolve({ port, url: `http://${m.host}:${port}`, close: (graceMs = 1000) => closeServer(server, graceMs) });
+      resolve({ port, url: `http://${m.host}:${port}`, close: (graceMs = 1000) => closeServer(server, new Set(), graceMs) });
     });
   });
 }

@@ -3,6 +3,7 @@ import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,13 +45,13 @@ function startGateway(configFile: string): { child: ChildProcess; output: () => 
   return { child, output: () => out, exited };
 }
 
-async function writeConfig(port: number): Promise<string> {
+async function writeConfig(port: number, server: Record<string, unknown> = {}): Promise<string> {
   const file = join(dir, `mlgate-${port}.json`);
   writeFileSync(
     file,
     JSON.stringify({
       mode: 'dev',
-      server: { host: '127.0.0.1', port, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') } },
+      server: { host: '127.0.0.1', port, tls: { certFile: cert('edge.crt'), keyFile: cert('edge.key') }, ...server },
       auth: { providers: ['admin'], admin: { enabled: true, passwordHash: await hashPassword(ADMIN_PASSWORD) } },
       upstream: { url: node.url, ...NODE_CLIENT_TLS },
     }),
@@ -71,6 +72,36 @@ async function waitListening(port: number): Promise<void> {
   }
   throw new Error('gateway did not start');
 }
+
+/** A plain TCP connection that never starts its TLS handshake; resolves with the ms until the server closed it. */
+function silentConnection(port: number): { closedAfter: Promise<number> } {
+  const start = Date.now();
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  return { closedAfter: new Promise((r) => socket.once('close', () => r(Date.now() - start))) };
+}
+
+describe('connections that never start TLS', () => {
+  it('are closed after server.headersTimeoutMs, and shutdown does not wait for them beyond its 10 s', async () => {
+    const port = await freePort();
+    const g = startGateway(await writeConfig(port, { headersTimeoutMs: 1000 }));
+    await waitListening(port);
+    expect(await silentConnection(port).closedAfter).toBeLessThan(3000);
+    g.child.kill('SIGTERM');
+    expect(await g.exited).toBe(0);
+
+    const port2 = await freePort();
+    const g2 = startGateway(await writeConfig(port2));
+    await waitListening(port2);
+    const idle = silentConnection(port2);
+    await new Promise((r) => setTimeout(r, 200));
+    const signalled = Date.now();
+    g2.child.kill('SIGTERM');
+    expect(await g2.exited).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(12_000);
+    expect(await idle.closedAfter).toBeLessThan(13_000);
+  }, 30_000);
+});
 
 describe('mlgate process', () => {
   it('refuses to start with a bad config, listing every problem, exit code 2', async () => {
