@@ -27,6 +27,8 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
     headersTimeout: s.headersTimeoutMs,
     keepAliveTimeout: s.keepAliveTimeoutMs,
     maxHeaderSize: s.maxHeaderBytes,
+    // HTTP/1.1 without Host is still refused (400), by the adapter with the JSON error instead of Node's empty body.
+    requireHostHeader: false,
     // Node checks the header and request timeouts only this often (default 30 s): slow clients must be cut on time.
     connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(s.headersTimeoutMs / 4))),
   };
@@ -105,6 +107,11 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
       });
       const reason = http.STATUS_CODES[status];
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
+    // An Expect other than 100-continue: Node answers 417 with no body unless told otherwise.
+    server.on('checkExpectation', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      const body = JSON.stringify({ error: 'expectation_failed', message: 'Only "Expect: 100-continue" is supported.', requestId: 'none' });
+      res.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
     });
     // CONNECT (a tunnel request) never reaches the request handler either: Node would drop the socket unanswered.
     server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {

@@ -362,6 +362,15 @@ describe('routing and paths', () => {
     expect(stack.node.received.length).toBe(before);
   });
 
+  it('answers HTTP/1.1 without Host (400) and an Expect other than 100-continue (417) in JSON too', async () => {
+    const noHost = await rawRequest(stack.port, 'GET /status HTTP/1.1\r\nConnection: close\r\n\r\n');
+    expect(noHost.status).toBe(400);
+    expect(JSON.parse(noHost.body)).toMatchObject({ error: 'malformed_request' });
+    const expect417 = await rawRequest(stack.port, 'GET /mlgate/health HTTP/1.1\r\nHost: localhost\r\nExpect: bogus\r\nConnection: close\r\n\r\n');
+    expect(expect417.status).toBe(417);
+    expect(JSON.parse(expect417.body)).toMatchObject({ error: 'expectation_failed' });
+  });
+
   it('answers CONNECT (a tunnel request) with a JSON 405 and forwards nothing', async () => {
     const before = stack.node.received.length;
     const r = await rawRequest(stack.port, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
