@@ -93,7 +93,9 @@ export function listen(gateway: Gateway, log: Logger): Promise<RunningServer> {
     server.once('error', reject);
     // Malformed HTTP never reaches hono: answer it here, in the same JSON shape, then drop the connection.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      // As Node's own handler: answer unless an answer already started on this connection (a request in progress
+      // whose body turned out malformed has written nothing yet: it gets the 400 too).
+      if (!socket.writable || (socket as Socket & { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent) {
         socket.destroy();
         return;
       }

@@ -371,6 +371,13 @@ describe('routing and paths', () => {
     expect(JSON.parse(expect417.body)).toMatchObject({ error: 'expectation_failed' });
   });
 
+  it('a login body that breaks HTTP framing (a bad chunk size) gets a JSON 400, and the gateway stays up', async () => {
+    const r = await rawRequest(stack.port, 'POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n', 5000, false);
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ error: 'malformed_request' });
+    expect((await request(stack, 'GET', '/mlgate/health')).status).toBe(200);
+  });
+
   it('answers CONNECT (a tunnel request) with a JSON 405 and forwards nothing', async () => {
     const before = stack.node.received.length;
     const r = await rawRequest(stack.port, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
