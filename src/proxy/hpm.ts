@@ -37,6 +37,8 @@ class Attempt {
   connected = false;
   timedOut = false;
   proxyReq: ClientRequest | undefined;
+  /** The node's answer, once its head arrived. */
+  answer: IncomingMessage | undefined;
   timer: NodeJS.Timeout | undefined;
   resolve!: (answer: NodeAnswer) => void;
   reject!: (failure: AttemptFailure) => void;
@@ -255,6 +257,7 @@ export class HpmTransport implements Transport {
       return;
     }
     a.answered = true;
+    a.answer = proxyRes;
     a.connectedNow();
     a.finish({ status: proxyRes.statusCode ?? 502, statusMessage: proxyRes.statusMessage, headers: proxyRes.headers, body: proxyRes });
   }
@@ -263,8 +266,16 @@ export class HpmTransport implements Transport {
     const a = req[kAttempt];
     if (!a) return;
     if (a.settled) {
-      // The answer is being delivered: all that can be done is cutting the client connection.
-      if (a.answered && !res.writableFinished) res.destroy();
+      if (!a.answered || res.writableFinished) return;
+      // Junk after a whole answer (the node's connection dies after it): the answer still goes out.
+      if (a.answer?.complete === true) return;
+      // Broken before anything was relayed: the delivery sees the ended body and answers 502.
+      if (!res.headersSent) {
+        a.answer?.destroy();
+        return;
+      }
+      // Broken while being relayed: all that can be done is cutting the client connection.
+      res.destroy();
       return;
     }
     // Not req.destroyed: a request whose body was read to the end is destroyed (autoDestroy) while the client waits.

@@ -368,6 +368,10 @@ function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Pr
       resolve();
       return;
     }
+    if (body.destroyed && !(body as Readable & { complete?: boolean }).complete) {
+      reject(new BadGateway('the node answer broke before any of it could be relayed'));
+      return;
+    }
     // One writeHead with a name/value list: no per-header setHeader calls, no header map on the response.
     const headers = responseHeaderList(answer.headers, requestId);
     try {

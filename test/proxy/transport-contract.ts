@@ -98,6 +98,9 @@ async function startTestNode(): Promise<TestNode> {
     // Answers no client can be given: a 101 to a request that asked for no upgrade, a status below 100.
     if (what === 'switch') return done(() => void req.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
     if (what === 'status099') return done(() => void req.socket.write('HTTP/1.1 099 Weird\r\nContent-Length: 2\r\n\r\nok'));
+    // A whole answer with junk after it; an answer whose first chunk is broken.
+    if (what === 'junk-after') return done(() => void req.socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA-GARBAGE\r\n\r\n'));
+    if (what === 'bad-chunk') return done(() => void req.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n'));
     if (what === 'nocontent') return done(() => void res.writeHead(204, { 'x-answer': 'none' }).end());
     if (what === 'reset-cl' || what === 'reset-chunked') {
       res.writeHead(200, what === 'reset-cl' ? { 'content-type': 'application/octet-stream', 'content-length': String(MB) } : { 'content-type': 'application/octet-stream' });
@@ -581,6 +584,20 @@ export function transportContract(engine: Engine): void {
       }
       await waitFor('nothing in flight', idle(g), 5000);
       expect((await send(g, 'GET', '/t/after', { token: access_token })).status).toBe(200);
+    });
+
+    it('a whole answer followed by junk is delivered; a broken answer is never presented as complete', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      const whole = await send(g, 'GET', '/t/junk-after', { token: access_token, timeoutMs: 5_000 });
+      expect(whole.status, whole.error).toBe(200);
+      expect(whole.complete).toBe(true);
+      expect(whole.text).toBe('ok');
+      const broken = await send(g, 'GET', '/t/bad-chunk', { token: access_token, timeoutMs: 5_000 });
+      expect(broken.status === 502 || !broken.complete, `${broken.status} ${broken.text}`).toBe(true);
+      if (engine === 'hpm') expect(broken.status).toBe(502); // the head is not yet relayed when the chunk breaks
+      await waitFor('nothing in flight', idle(g), 5000);
     });
 
     it('health probes go on after a probe got a 101 (none waits forever)', async () => {
