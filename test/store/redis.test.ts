@@ -102,13 +102,18 @@ async function untilTrue(what: string, ms: number, probe: () => boolean | Promis
  * reaches Redis and runs, then both connections are cut before its answer gets back (a network cut at the worst
  * moment, as a failover or a dying load balancer makes one).
  */
-async function startLossyRelay(redisPort: number): Promise<{ url: string; loseAnswerTo(marker: string): void; lost: () => number; close(): Promise<void> }> {
+async function startLossyRelay(
+  redisPort: number,
+): Promise<{ url: string; loseAnswerTo(marker: string): void; delayAnswerTo(marker: string, ms: number): void; lost: () => number; close(): Promise<void> }> {
   let marker: string | undefined;
+  let delayMarker: { text: string; ms: number } | undefined;
   let lost = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     const redis = net.connect(redisPort, '127.0.0.1');
     let cutOnAnswer = false;
+    let holdUntil = 0;
+    const held: Buffer[] = [];
     for (const s of [client, redis]) {
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
@@ -119,6 +124,15 @@ async function startLossyRelay(redisPort: number): Promise<{ url: string; loseAn
         marker = undefined;
         cutOnAnswer = true;
       }
+      if (delayMarker !== undefined && d.includes(delayMarker.text)) {
+        // Every answer from now on is held back (in order) until the delay is over: a slow Redis.
+        holdUntil = Date.now() + delayMarker.ms;
+        delayMarker = undefined;
+        setTimeout(() => {
+          for (const b of held.splice(0)) client.write(b);
+          holdUntil = 0;
+        }, holdUntil - Date.now());
+      }
       redis.write(d);
     });
     redis.on('data', (d: Buffer) => {
@@ -128,7 +142,8 @@ async function startLossyRelay(redisPort: number): Promise<{ url: string; loseAn
         redis.destroy();
         return;
       }
-      client.write(d);
+      if (holdUntil > 0) held.push(d);
+      else client.write(d);
     });
     client.on('close', () => redis.destroy());
     redis.on('close', () => client.destroy());
@@ -138,6 +153,9 @@ async function startLossyRelay(redisPort: number): Promise<{ url: string; loseAn
     url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
     loseAnswerTo: (m) => {
       marker = m;
+    },
+    delayAnswerTo: (text, ms) => {
+      delayMarker = { text, ms };
     },
     lost: () => lost,
     close: () =>
@@ -211,6 +229,26 @@ describe('RedisTokenStore on standalone Redis', () => {
       expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
       expect(await server.cli('EXISTS', `lost:{fam:${fam}}:t`)).toBe('0');
       expect(await server.cli('HGET', 'lost:{rev}:e', `family:${fam}`)).toBe('');
+    } finally {
+      await store.close();
+      await relay.close();
+    }
+  });
+
+  it('a rotation slower than commandTimeoutMs is sent again and answers rotated, not a 503 that would make the retry a reuse', async () => {
+    const server = await standaloneServer();
+    const relay = await startLossyRelay(server.port);
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'slow:', commandTimeoutMs: 300 }, TIMINGS);
+    try {
+      const now = Date.now();
+      const fam = randomUUID();
+      await store.createFamily(`a-${fam}`, record(fam, 'nora', now));
+      // The first try times out at 300 ms; Redis ran it, and its answer (then the second try's) arrives at 450 ms.
+      relay.delayAnswerTo(`b-${fam}`, 450);
+      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'nora', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      expect(out.kind).toBe('rotated');
+      expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
+      expect(await server.cli('EXISTS', `slow:{fam:${fam}}:t`)).toBe('0');
     } finally {
       await store.close();
       await relay.close();
