@@ -214,66 +214,67 @@ describe('RedisTokenStore on standalone Redis', () => {
     }
   });
 
-  it('a rotation whose answer is lost is run again and answers rotated: the client is not told 503 and its retry is no reuse', async () => {
+  type Relay = Awaited<ReturnType<typeof startLossyRelay>>;
+  /** A store that reaches standalone Redis through a relay, a fresh family in it, and a rotation of any of its tokens. */
+  async function throughRelay(
+    keyPrefix: string,
+    subject: string,
+    test: (t: { store: RedisTokenStore; relay: Relay; server: RedisServer; fam: string; now: number; rotate: (oldHash: string, newHash: string) => ReturnType<RedisTokenStore['rotate']> }) => Promise<void>,
+    opts: Partial<RedisStoreOptions> = {},
+  ): Promise<void> {
     const server = await standaloneServer();
     const relay = await startLossyRelay(server.port);
-    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'lost:' }, TIMINGS);
+    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix, ...opts } as RedisStoreOptions, TIMINGS);
     try {
       const now = Date.now();
       const fam = randomUUID();
-      await store.createFamily(`a-${fam}`, record(fam, 'lena', now));
+      await store.createFamily(`a-${fam}`, record(fam, subject, now));
+      const rotate = (oldHash: string, newHash: string) =>
+        store.rotate({ oldHash, newHash, newRecord: record(fam, subject, now), now, sealedSuccessor: undefined, graceMs: 0 });
+      await test({ store, relay, server, fam, now, rotate });
+    } finally {
+      await store.close();
+      await relay.close();
+    }
+  }
+
+  it('a rotation whose answer is lost is run again and answers rotated: the client is not told 503 and its retry is no reuse', async () => {
+    await throughRelay('lost:', 'lena', async ({ store, relay, server, fam, now, rotate }) => {
       relay.loseAnswerTo(`b-${fam}`);
-      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'lena', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      const out = await rotate(`a-${fam}`, `b-${fam}`);
       expect(relay.lost()).toBe(1);
       expect(out.kind).toBe('rotated');
       expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
       expect(await server.cli('EXISTS', `lost:{fam:${fam}}:t`)).toBe('0');
       expect(await server.cli('HGET', 'lost:{rev}:e', `family:${fam}`)).toBe('');
-    } finally {
-      await store.close();
-      await relay.close();
-    }
+    });
   });
 
   it('a rotation slower than commandTimeoutMs is sent again and answers rotated, not a 503 that would make the retry a reuse', async () => {
-    const server = await standaloneServer();
-    const relay = await startLossyRelay(server.port);
-    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'slow:', commandTimeoutMs: 300 }, TIMINGS);
-    try {
-      const now = Date.now();
-      const fam = randomUUID();
-      await store.createFamily(`a-${fam}`, record(fam, 'nora', now));
-      // The first try times out at 300 ms; Redis ran it, and its answer (then the second try's) arrives at 450 ms.
-      relay.delayAnswerTo(`b-${fam}`, 450);
-      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'nora', now), now, sealedSuccessor: undefined, graceMs: 0 });
-      expect(out.kind).toBe('rotated');
-      expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
-      expect(await server.cli('EXISTS', `slow:{fam:${fam}}:t`)).toBe('0');
-    } finally {
-      await store.close();
-      await relay.close();
-    }
+    await throughRelay(
+      'slow:',
+      'nora',
+      async ({ store, relay, server, fam, now, rotate }) => {
+        // The first try times out at 300 ms; Redis ran it, and its answer (then the second try's) arrives at 450 ms.
+        relay.delayAnswerTo(`b-${fam}`, 450);
+        expect((await rotate(`a-${fam}`, `b-${fam}`)).kind).toBe('rotated');
+        expect(await store.getRefresh(`b-${fam}`, now)).not.toBeNull();
+        expect(await server.cli('EXISTS', `slow:{fam:${fam}}:t`)).toBe('0');
+      },
+      { commandTimeoutMs: 300 },
+    );
   });
 
   it('a reuse whose answer is lost is still reported as reuse, and its revocation entry is stored with it (a reloaded view keeps the family revoked)', async () => {
-    const server = await standaloneServer();
-    const relay = await startLossyRelay(server.port);
-    const store = await RedisTokenStore.connect({ mode: 'standalone', url: relay.url, keyPrefix: 'lostreuse:' }, TIMINGS);
-    try {
-      const now = Date.now();
-      const fam = randomUUID();
-      await store.createFamily(`a-${fam}`, record(fam, 'mona', now));
-      expect((await store.rotate({ oldHash: `a-${fam}`, newHash: `b-${fam}`, newRecord: record(fam, 'mona', now), now, sealedSuccessor: undefined, graceMs: 0 })).kind).toBe('rotated');
+    await throughRelay('lostreuse:', 'mona', async ({ store, relay, server, fam, now, rotate }) => {
+      expect((await rotate(`a-${fam}`, `b-${fam}`)).kind).toBe('rotated');
       relay.loseAnswerTo(`c-${fam}`);
-      const out = await store.rotate({ oldHash: `a-${fam}`, newHash: `c-${fam}`, newRecord: record(fam, 'mona', now), now, sealedSuccessor: undefined, graceMs: 0 });
+      const out = await rotate(`a-${fam}`, `c-${fam}`);
       expect(relay.lost()).toBe(1);
       expect(out).toEqual({ kind: 'reused', familyId: fam, subject: 'mona' });
       expect(JSON.parse(await server.cli('HGET', 'lostreuse:{rev}:e', `family:${fam}`))).toMatchObject({ kind: 'family', familyId: fam });
       expect((await store.listRevocations(now)).some((e) => e.kind === 'family' && e.familyId === fam)).toBe(true);
-    } finally {
-      await store.close();
-      await relay.close();
-    }
+    });
   });
 
   it('rotates after SCRIPT FLUSH (scripts are re-sent on NOSCRIPT)', async () => {
