@@ -209,33 +209,49 @@ function overlaps(a: Compiled, b: Compiled): boolean {
 
 /**
  * An operator rule that takes over paths and methods of a base rule with ownership or owner bookkeeping inherits
- * them: operator rules change WHO may call, never whether the publisher is checked and recorded (otherwise a rule
- * letting Contributors DELETE would skip the ownership check, and an Owner-only delete would leave stale owners).
+ * them, method by method: operator rules change WHO may call, never whether the publisher is checked and recorded
+ * (otherwise a rule letting Contributors DELETE would skip the ownership check, and an Owner-only delete would leave
+ * stale owners). A rule whose methods inherit different things is split into one rule per group of methods (ids
+ * `<id>:<METHODS>`): a GET listed beside a POST must not record its caller as a publisher, nor a GET beside a DELETE
+ * be checked for ownership or end the owner record.
  */
-function inheritOwnership(rule: RouteRule, index: number, base: readonly RouteRule[]): RouteRule {
+function inheritOwnership(rule: RouteRule, index: number, base: readonly RouteRule[]): RouteRule[] {
   const mine = compilePattern(rule.pattern);
-  const shadowed = base.filter(
-    (b) => (b.ownership !== undefined || b.records !== undefined) && b.methods.some((m) => rule.methods.includes(m)) && overlaps(mine, compiled(b)),
-  );
-  if (shadowed.length === 0) return rule;
+  const guarded = base.filter((b) => (b.ownership !== undefined || b.records !== undefined) && overlaps(mine, compiled(b)));
+  if (!guarded.some((b) => b.methods.some((m) => rule.methods.includes(m)))) return [rule];
   const where = `route rule #${index + 1} "${rule.id}"`;
-  const ids = shadowed.map((b) => b.id).join(', ');
-  const ownership = shadowed.some((b) => b.ownership !== undefined) ? ('owner-or-publisher' as const) : undefined;
-  const records = [...new Set(shadowed.map((b) => b.records).filter((r) => r !== undefined))];
-  if (records.length > 1) throw new Error(`Invalid ${where}: it covers both publish and delete of web services (${ids}); write one rule per method`);
-  if ((rule.ownership !== undefined && rule.ownership !== ownership) || (rule.records !== undefined && rule.records !== records[0])) {
-    throw new Error(`Invalid ${where}: its ownership/records differ from the built-in rules it takes over (${ids})`);
-  }
-  const inherited: RouteRule = {
-    ...rule,
-    ...(ownership !== undefined ? { ownership } : {}),
-    ...(records[0] !== undefined ? { records: records[0] } : {}),
-  };
   const names = paramNames(mine);
-  if ((inherited.ownership !== undefined || inherited.records === 'unpublish') && !(names.has('name') && names.has('version'))) {
-    throw new Error(`Invalid ${where}: it takes over ${ids}, whose publisher is checked or recorded, so its pattern must capture {name} and {version}`);
+  const groups = new Map<string, { methods: string[]; ownership: RouteRule['ownership']; records: RouteRule['records']; ids: string }>();
+  for (const method of rule.methods) {
+    const shadowed = guarded.filter((b) => b.methods.includes(method));
+    const ids = shadowed.map((b) => b.id).join(', ');
+    const ownership = shadowed.some((b) => b.ownership !== undefined) ? ('owner-or-publisher' as const) : undefined;
+    const records = [...new Set(shadowed.map((b) => b.records).filter((r) => r !== undefined))];
+    if (records.length > 1) throw new Error(`Invalid ${where}: it covers both publish and delete of web services (${ids}); write one rule per method`);
+    const inherits = ownership !== undefined || records[0] !== undefined;
+    if (inherits && ((rule.ownership !== undefined && rule.ownership !== ownership) || (rule.records !== undefined && rule.records !== records[0]))) {
+      throw new Error(`Invalid ${where}: its ownership/records differ from the built-in rules it takes over (${ids})`);
+    }
+    const group = inherits ? { ownership, records: records[0] } : { ownership: rule.ownership, records: rule.records };
+    if ((group.ownership !== undefined || group.records === 'unpublish') && !(names.has('name') && names.has('version'))) {
+      throw new Error(`Invalid ${where}: it takes over ${ids}, whose publisher is checked or recorded, so its pattern must capture {name} and {version}`);
+    }
+    const key = `${group.ownership ?? ''}|${group.records ?? ''}`;
+    const existing = groups.get(key);
+    if (existing) existing.methods.push(method);
+    else groups.set(key, { methods: [method], ...group, ids });
   }
-  return inherited;
+  const split = groups.size > 1;
+  return [...groups.values()].map((g) => {
+    const { ownership: _o, records: _r, ...rest } = rule;
+    return {
+      ...rest,
+      id: split ? `${rule.id}:${g.methods.join('+')}` : rule.id,
+      methods: g.methods,
+      ...(g.ownership !== undefined ? { ownership: g.ownership } : {}),
+      ...(g.records !== undefined ? { records: g.records } : {}),
+    };
+  });
 }
 
 /**
@@ -243,7 +259,7 @@ function inheritOwnership(rule: RouteRule, index: number, base: readonly RouteRu
  * that take over publish/update/delete of web services inherit their ownership check and owner bookkeeping.
  */
 export function compileRoutes(extraRules: readonly RouteRule[], base: readonly RouteRule[] = ML_SERVER_ROUTES): readonly RouteRule[] {
-  const checked = extraRules.map((r, i) => {
+  const checked = extraRules.flatMap((r, i) => {
     validateRule(r, i); // shape first, with its own messages
     return inheritOwnership(r, i, base);
   });

@@ -270,6 +270,27 @@ describe('compileRoutes: operator rules that take over web-service routes keep o
     expect(authorize({ subject: 'ann', role: 'Contributor' }, m.match.rule, 'ann').effect).toBe('allow');
   });
 
+  it.each([
+    ['GET beside POST', ['GET', 'POST'], [['ops.rule:GET', ['GET'], undefined, undefined], ['ops.rule:POST', ['POST'], undefined, 'publish']]],
+    ['GET beside PATCH and DELETE', ['GET', 'PATCH', 'DELETE'], [['ops.rule:GET', ['GET'], undefined, undefined], ['ops.rule:PATCH', ['PATCH'], 'owner-or-publisher', undefined], ['ops.rule:DELETE', ['DELETE'], 'owner-or-publisher', 'unpublish']]],
+    ['publish and delete', ['POST', 'DELETE'], [['ops.rule:POST', ['POST'], undefined, 'publish'], ['ops.rule:DELETE', ['DELETE'], 'owner-or-publisher', 'unpublish']]],
+    ['GET and HEAD only', ['GET', 'HEAD'], [['ops.rule', ['GET', 'HEAD'], undefined, undefined]]],
+  ] as [string, string[], [string, string[], string | undefined, string | undefined][]][])(
+    '%s on a web service: one rule per group of methods, each inheriting only what its methods do',
+    (_what, methods, expected) => {
+      const table = compileRoutes([op({ methods, pattern: '/services/{name}/{version}', roles: ['Owner', 'Contributor'] })]);
+      const mine = table.filter((r) => r.id.startsWith('ops.rule'));
+      expect(mine.map((r) => [r.id, r.methods, r.ownership, r.records])).toEqual(expected);
+      // What a request with each method matches carries only its own method's checks.
+      for (const [id, ms, ownership, records] of expected) {
+        for (const m of ms) {
+          const hit = matchRoute(table, m, '/services/a/1');
+          expect(hit.ok && [hit.match.rule.id, hit.match.rule.ownership, hit.match.rule.records], m).toEqual([id, ownership, records]);
+        }
+      }
+    },
+  );
+
   it('leaves rules alone that take over nothing with ownership', () => {
     for (const rule of [
       op({ methods: ['GET'], pattern: '/services/{name}/{version}' }), // GET has no bookkeeping
@@ -286,7 +307,6 @@ describe('compileRoutes: operator rules that take over web-service routes keep o
     ['a pattern without {version}', op({ methods: ['DELETE'], pattern: '/services/{name}/latest' }), /must capture \{name\} and \{version\}/],
     ['a catch-all', op({ methods: ['DELETE'], pattern: '/services/{rest*}' }), /must capture \{name\} and \{version\}/],
     ['renamed parameters', op({ methods: ['PATCH'], pattern: '/services/{n}/{v}' }), /must capture \{name\} and \{version\}/],
-    ['publish and delete in one rule', op({ methods: ['POST', 'DELETE'], pattern: '/services/{name}/{version}' }), /one rule per method/],
     ['contradicting records', op({ methods: ['DELETE'], pattern: '/services/{name}/{version}', records: 'publish' }), /differ from the built-in rules/],
   ] as [string, RouteRule, RegExp][])('refuses %s (fails at start, never silently)', (_what, rule, message) => {
     expect(() => compileRoutes([rule])).toThrow(message);
