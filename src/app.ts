@@ -425,8 +425,13 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       assertionFor: (node) => assertions.forToken(token, Date.now(), node.assertionAudience),
       onNodeResponse: (status, answer) => {
         if (status < 200 || status >= 300 || !rule.records) return;
+        // The node accepted this publish, so the service did not exist there: whoever a record still names (a service
+        // removed at the node behind mlgate's back) is stale, and the caller is the publisher now.
         const recordOwner = (key: string): Promise<void> =>
-          store.setOwnerIfAbsent(key, token.sub).then((recorded) => audit('publish', { user: token.sub, service: key, owner: recorded, requestId }));
+          store.setOwner(key, token.sub).then((previous) => {
+            if (previous !== null && previous !== token.sub) log.warn({ requestId, service: key, previous, owner: token.sub }, 'stale owner record replaced by a new publish');
+            audit('publish', { user: token.sub, service: key, owner: token.sub, ...(previous !== null && previous !== token.sub ? { replaced: previous } : {}), requestId });
+          });
         let bookkeeping: Promise<void>;
         if (service !== undefined) {
           bookkeeping = rule.records === 'publish'

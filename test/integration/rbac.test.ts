@@ -185,6 +185,19 @@ describe('Contributors own what they publish', () => {
   });
 });
 
+describe('a stale owner record (the service removed at the node behind mlgate)', () => {
+  it('is replaced by the next publish the node accepts: the new publisher owns it, the old one no longer', async () => {
+    expect((await as('ann', 'POST', '/services/stale-svc/1', svc)).status).toBe(201);
+    expect(await ownerOf('stale-svc/1', 'ann')).toBe('ann');
+    stack.node.services.delete('stale-svc/1');
+    expect((await as('bert', 'POST', '/services/stale-svc/1', svc)).status).toBe(201);
+    expect(await ownerOf('stale-svc/1', 'bert')).toBe('bert');
+    expectDenied(await as('ann', 'PATCH', '/services/stale-svc/1', { description: 'mine?' }), 'ownership_required', NOT_YOURS('update'));
+    expect((await as('bert', 'PATCH', '/services/stale-svc/1', { description: 'mine' })).status).toBe(200);
+    expect(stack.logLines.some((l) => l.includes('"event":"publish"') && l.includes('"replaced":"ann"'))).toBe(true);
+  });
+});
+
 describe('a publish where the node chooses the version (POST /services/{name})', () => {
   it('records the publisher under the version from the node\'s answer', async () => {
     const { result: pub, got } = await reaching(() => as('ann', 'POST', '/services/auto-svc', svc));
