@@ -380,6 +380,7 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
         audit,
         log,
         idleTimeoutSeconds: config.console.idleTimeoutSeconds,
+        maxSessionSeconds: config.console.maxSessionSeconds,
         subjectRevokedSince: (subject, sinceMs) => {
           const now = Date.now();
           if (!view.isFresh(now)) throw new RevocationUnavailable(`view stale for ${view.staleness(now)} ms`);

@@ -544,6 +544,13 @@ export const configSchema = z
           .max(86_400)
           .default(900)
           .describe('A console session ends after this long without a request (sessions live in the process that made them).'),
+        maxSessionSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(86_400)
+          .default(3600)
+          .describe('A console session ends this long after its login, however active: the Owner role is checked at login only, so, as with an access token, a demotion or a removal from the directory takes effect by then at the latest.'),
         recentAuditEvents: z
           .number()
           .int()
@@ -553,7 +560,7 @@ export const configSchema = z
           .describe('Audit events kept in memory per process for the console audit page and GET /mlgate/admin/audit (0 = none).'),
       })
       .strict()
-      .default({ enabled: true, idleTimeoutSeconds: 900, recentAuditEvents: 1000 })
+      .default({ enabled: true, idleTimeoutSeconds: 900, maxSessionSeconds: 3600, recentAuditEvents: 1000 })
       .describe('The admin console (sessions, service owners, nodes, signing keys, recent audit events).'),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level (MLGATE_LOG_LEVEL).') })

@@ -30,6 +30,8 @@ export interface ConsoleDeps {
   audit: AuditSink;
   log: Logger;
   idleTimeoutSeconds: number;
+  /** Absolute lifetime of a session: the role is checked at login only. */
+  maxSessionSeconds: number;
   /**
    * Whether the user was revoked at or after `sinceMs`, from the revocation view every instance and worker shares
    * (a revocation made elsewhere must end this process's console sessions too); throws RevocationUnavailable when
@@ -99,7 +101,7 @@ const redirect = (c: C, to: string): Response => c.redirect(to, 303);
 
 export function consoleRoutes(deps: ConsoleDeps): { app: Hono<ConsoleEnv>; sessions: ConsoleSessions } {
   const { admin, audit, log } = deps;
-  const sessions = new ConsoleSessions(deps.idleTimeoutSeconds * 1000);
+  const sessions = new ConsoleSessions(deps.idleTimeoutSeconds * 1000, deps.maxSessionSeconds * 1000);
   admin.onSubjectRevoked((subject) => sessions.endSubject(subject));
   const app = new Hono<ConsoleEnv>();
   const who = (c: C) => ({ actor: c.get('session').subject, requestId: c.get('requestId') });

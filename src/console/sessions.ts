@@ -1,5 +1,5 @@
 // Admin console sessions: an opaque random id in a cookie, the session itself in this process's memory (never in
-// the cookie), ended after an idle timeout, at logout, or when the user is revoked. Not shared between instances or
+// the cookie), ended after an idle timeout or an absolute lifetime, at logout, or when the user is revoked. Not shared between instances or
 // cluster workers: a browser must reach the process that logged it in (README, Admin console).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -20,12 +20,14 @@ const key = (id: string): string => createHash('sha256').update(id).digest('base
 
 export class ConsoleSessions {
   readonly idleMs: number;
+  readonly maxMs: number;
   /** Keyed by the SHA-256 of the cookie value; Map order = least recently used first (touch re-inserts). */
   private readonly sessions = new Map<string, ConsoleSession>();
   private readonly sweeper: NodeJS.Timeout;
 
-  constructor(idleMs: number) {
+  constructor(idleMs: number, maxMs = Infinity) {
     this.idleMs = idleMs;
+    this.maxMs = maxMs;
     this.sweeper = setInterval(() => this.sweep(Date.now()), Math.min(idleMs, 60_000));
     this.sweeper.unref();
   }
@@ -51,7 +53,7 @@ export class ConsoleSessions {
     const s = this.sessions.get(k);
     if (!s) return undefined;
     this.sessions.delete(k);
-    if (now - s.lastSeen >= this.idleMs) return undefined;
+    if (now - s.lastSeen >= this.idleMs || now - s.createdAt >= this.maxMs) return undefined;
     s.lastSeen = now;
     this.sessions.set(k, s);
     return s;
@@ -74,7 +76,7 @@ export class ConsoleSessions {
   }
 
   sweep(now: number): void {
-    for (const [k, s] of this.sessions) if (now - s.lastSeen >= this.idleMs) this.sessions.delete(k);
+    for (const [k, s] of this.sessions) if (now - s.lastSeen >= this.idleMs || now - s.createdAt >= this.maxMs) this.sessions.delete(k);
   }
 
   close(): void {

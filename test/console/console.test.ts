@@ -287,6 +287,24 @@ describe('idle timeout', () => {
     }
   });
 
+  it('a busy console session still ends console.maxSessionSeconds after its login (the role is checked at login only)', async () => {
+    const short = await startStack({ config: { console: { maxSessionSeconds: 2 } } });
+    try {
+      const c = new ConsoleClient(short.url);
+      expect((await c.login('admin', ADMIN_PASSWORD)).status).toBe(303);
+      for (let i = 0; i < 4; i++) {
+        expect((await c.get(`${BASE}/keys`)).status).toBe(200);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const r = await c.get(`${BASE}/keys`);
+      expect(r.status).toBe(303);
+      expect(r.location).toMatch(new RegExp(`^${BASE}/login`));
+    } finally {
+      await short.close();
+    }
+  });
+
   it('console.enabled false: no console', async () => {
     const off = await startStack({ config: { console: { enabled: false } } });
     try {
