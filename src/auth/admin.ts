@@ -10,6 +10,11 @@ export class AdminProvider implements CredentialProvider {
   private readonly username: string;
   private readonly passwordHash: string;
 
+  /** The subject of the local admin account: no other provider may hand out the same one (see CredentialChain). */
+  get subject(): string {
+    return this.username;
+  }
+
   constructor(opts: { username: string; passwordHash: string }) {
     this.username = opts.username;
     this.passwordHash = opts.passwordHash;

@@ -1,7 +1,7 @@
 // Credential checks across providers, with one answer for unknown users and wrong passwords.
 import argon2 from 'argon2';
-import { InvalidCredentials, InvalidRefreshToken, TooManyRequests } from '../errors.ts';
-import { ADMIN_PROVIDER } from './admin.ts';
+import { Forbidden, InvalidCredentials, InvalidRefreshToken, TooManyRequests } from '../errors.ts';
+import { ADMIN_PROVIDER, AdminProvider } from './admin.ts';
 import type { CredentialProvider, Identity } from './types.ts';
 
 /** Bounds concurrent password checks: each argon2 verify holds 64 MiB and a libuv thread. */
@@ -37,8 +37,12 @@ export class CredentialChain {
   private readonly gate: Gate;
   private dummyHash: Promise<string> | undefined;
 
+  /** The local admin's subject, lower-cased, while that account is enabled. */
+  private readonly reservedSubject: string | undefined;
+
   constructor(providers: readonly CredentialProvider[], opts: { maxConcurrent: number }) {
     this.providers = providers;
+    this.reservedSubject = providers.find((p): p is AdminProvider => p instanceof AdminProvider)?.subject.toLowerCase();
     this.gate = new Gate(opts.maxConcurrent, opts.maxConcurrent * 64);
   }
 
@@ -54,7 +58,18 @@ export class CredentialChain {
           if (err instanceof InvalidCredentials && p.name !== ADMIN_PROVIDER) await this.spendHash(password);
           throw err;
         }
-        if (identity) return identity;
+        if (identity) {
+          // Ownership, revocation and audit go by subject: a directory user named like the local admin account would
+          // be taken for it (its services, its revocations). Refused until the operator renames one of them.
+          if (identity.provider !== ADMIN_PROVIDER && identity.subject.toLowerCase() === this.reservedSubject) {
+            throw new Forbidden(
+              'This account name is reserved for the gateway\'s local admin account; ask the operator to rename or disable one of them.',
+              'subject_reserved',
+              `${identity.provider} user "${identity.subject}" has the local admin account's subject`,
+            );
+          }
+          return identity;
+        }
       }
       // Unknown user: spend the same work as a wrong password so timing does not tell them apart.
       await this.spendHash(password);

@@ -146,6 +146,21 @@ describe('CredentialChain: provider order', () => {
   });
 });
 
+describe('CredentialChain: the local admin subject is reserved', () => {
+  it('a directory user whose subject is the local admin (any case) is refused with 403 subject_reserved; the admin and others log in', async () => {
+    const directory = new SlowProvider('ldap', ['Admin', 'ADMIN', 'carol'], 0);
+    const chain = new CredentialChain([admin, directory], { maxConcurrent: 2 });
+    for (const name of ['Admin', 'ADMIN']) {
+      const err = await failure(chain.verify(name, 'pw'));
+      expect([err.status, err.code], name).toEqual([403, 'subject_reserved']);
+    }
+    expect((await chain.verify('admin', PASSWORD)).provider).toBe('admin');
+    expect((await chain.verify('carol', 'pw')).subject).toBe('carol');
+    // Without the local admin account enabled, nothing is reserved.
+    expect((await new CredentialChain([directory], { maxConcurrent: 2 }).verify('Admin', 'pw')).subject).toBe('Admin');
+  });
+});
+
 describe('CredentialChain: concurrency cap', () => {
   it('maxConcurrent 1: two verifies do not overlap, and both complete', async () => {
     const slow = new SlowProvider('slow', ['a', 'b'], 50);
