@@ -1,6 +1,6 @@
 // What a production config may not contain: example certificates, generated keys, plain HTTP by accident.
 import { accessSync, constants } from 'node:fs';
-import { fingerprintsIn, isExampleCertificate } from '../tls/index.ts';
+import { fingerprintsIn, isExampleCertificate, isExampleKey, type ExampleCertificates } from '../tls/index.ts';
 import type { Config } from './schema.ts';
 
 /** Every `...File` key must name a readable file, in any mode. */
@@ -30,18 +30,9 @@ export function productionProblems(config: Config, exampleCertDir: string): stri
     if (config.tokens.signingKeys.length === 0) problems.push('server.workers: cluster mode needs tokens.signingKeys from files (every worker must sign with the same key)');
   }
   if (config.mode !== 'production') return problems;
-  const examples = fingerprintsIn(exampleCertDir);
-  const refuse = (key: string, file: string | undefined): void => {
-    if (file && isExampleCertificate(file, examples)) {
-      problems.push(`${key}: ${file} is an example certificate from certs-example/; make your own (see certs-example/README.md)`);
-    }
-  };
-  refuse('server.tls.certFile', config.server.tls?.certFile);
-  refuse('upstream.caFile', config.upstream.caFile);
-  refuse('upstream.clientCertFile', config.upstream.clientCertFile);
-  // Trusting the public example CA for client certificates would let anybody in.
-  refuse('server.tls.clientCaFile', config.server.tls?.clientCaFile);
-  refuse('auth.aad.caFile', config.auth.aad?.caFile);
+  // Every certificate, CA bundle and private key named anywhere in the config: the example ones are public, so a
+  // trusted example CA lets anybody impersonate a node, a directory or Redis, and an example key lets anybody sign.
+  problems.push(...exampleMaterial(config, fingerprintsIn(exampleCertDir)));
   if (config.tokens.signingKeys.length === 0) {
     problems.push('tokens.signingKeys: production needs signing keys from files (a key generated at start differs per instance and dies with the process)');
   } else if (!config.tokens.signingKeys.some((k) => k.active)) {
@@ -61,4 +52,20 @@ export function productionProblems(config: Config, exampleCertDir: string): stri
     problems.push('auth.ldap: user passwords would reach the directory in clear text; set useLDAPS or startTLS (or allowPlainLdap: true)');
   }
   return problems;
+}
+
+function exampleMaterial(value: unknown, examples: ExampleCertificates, path = ''): string[] {
+  if (value === null || typeof value !== 'object') return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const key = path ? `${path}.${k}` : k;
+    if (typeof v !== 'string' || !k.endsWith('File')) {
+      out.push(...exampleMaterial(v, examples, key));
+    } else if (/(cert|ca)File$/i.test(k) && isExampleCertificate(v, examples)) {
+      out.push(`${key}: ${v} is or contains an example certificate from certs-example/; make your own (see certs-example/README.md)`);
+    } else if (/keyFile$/i.test(k) && isExampleKey(v, examples)) {
+      out.push(`${key}: ${v} is an example private key from certs-example/ (published with mlgate); make your own`);
+    }
+  }
+  return out;
 }

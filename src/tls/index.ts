@@ -1,5 +1,5 @@
 // Edge and upstream TLS material, and the guard that keeps example certificates out of production.
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createSecureContext, type SecureContextOptions, type Server as TlsServer, type TlsOptions } from 'node:tls';
@@ -143,10 +143,14 @@ function digest(opts: SecureContextOptions): string {
 export interface ExampleCertificates {
   fingerprints: Set<string>;
   cas: X509Certificate[];
+  /** SPKI (DER, hex) of every example certificate: their private keys are public too. */
+  publicKeys: Set<string>;
 }
 
+const spki = (key: ReturnType<typeof createPublicKey>): string => key.export({ type: 'spki', format: 'der' }).toString('hex');
+
 export function fingerprintsIn(dir: string): ExampleCertificates {
-  const out: ExampleCertificates = { fingerprints: new Set(), cas: [] };
+  const out: ExampleCertificates = { fingerprints: new Set(), cas: [], publicKeys: new Set() };
   let names: string[] = [];
   try {
     names = readdirSync(dir);
@@ -158,6 +162,7 @@ export function fingerprintsIn(dir: string): ExampleCertificates {
     try {
       const cert = new X509Certificate(readFileSync(join(dir, name)));
       out.fingerprints.add(cert.fingerprint256);
+      out.publicKeys.add(spki(cert.publicKey));
       if (cert.ca) out.cas.push(cert);
     } catch {
       // not a certificate
@@ -173,13 +178,32 @@ const EXAMPLE_MARK = /NOT FOR PRODUCTION/i;
  * CA key signed, and for anything make-certs.sh made (its subject says NOT FOR PRODUCTION).
  */
 export function isExampleCertificate(file: string, examples: ExampleCertificates): boolean {
-  let cert: X509Certificate;
+  let pem: string;
   try {
-    cert = new X509Certificate(readFileSync(file));
+    pem = readFileSync(file, 'latin1');
   } catch {
     return false;
   }
-  if (examples.fingerprints.has(cert.fingerprint256)) return true;
-  if (EXAMPLE_MARK.test(cert.subject) || EXAMPLE_MARK.test(cert.issuer)) return true;
-  return examples.cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  // Every certificate of a bundle: one example CA among real ones is trusted all the same.
+  for (const block of pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch {
+      continue;
+    }
+    if (examples.fingerprints.has(cert.fingerprint256)) return true;
+    if (EXAMPLE_MARK.test(cert.subject) || EXAMPLE_MARK.test(cert.issuer)) return true;
+    if (examples.cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) return true;
+  }
+  return false;
+}
+
+/** True for a private key whose public half is an example certificate's (certs-example/*.key, wherever copied). */
+export function isExampleKey(file: string, examples: ExampleCertificates): boolean {
+  try {
+    return examples.publicKeys.has(spki(createPublicKey(createPrivateKey(readFileSync(file)))));
+  } catch {
+    return false;
+  }
 }

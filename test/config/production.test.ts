@@ -147,6 +147,21 @@ describe('productionProblems', () => {
     expect(problems).toEqual([expect.stringMatching(/^server\.tls\.clientCaFile: .* example certificate/)]);
   });
 
+  it('refuses example material anywhere: a signing key that is an example private key, an example CA inside a bundle, an example CA for Redis', () => {
+    const bundle = join(dir, 'bundle-with-example.pem');
+    writeFileSync(bundle, readFileSync(join(pki, 'ca.crt'), 'utf8') + readFileSync(join(EXAMPLES, 'ca.crt'), 'utf8'));
+    const problems = productionProblems(
+      config((c) => {
+        c.tokens = { signingKeys: [{ kid: 'k1', privateKeyFile: keyFile }, { kid: 'forged', privateKeyFile: copied('ca.key'), active: false }] };
+        c.upstream = { url: 'https://node.example.com:12800', caFile: bundle, clientCertFile: join(pki, 'gateway-client.crt'), clientKeyFile: join(pki, 'gateway-client.key') };
+        c.store = { kind: 'redis', redis: { mode: 'standalone', url: 'rediss://redis.example.com:6380', tls: { caFile: copied('ca.crt') } } };
+      }),
+      EXAMPLES,
+    );
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['store.redis.tls.caFile', 'tokens.signingKeys.1.privateKeyFile', 'upstream.caFile']);
+    expect(problems.find((p) => p.startsWith('tokens.'))).toMatch(/example private key/);
+  });
+
   it('refuses empty signingKeys (a key generated at start)', () => {
     const problems = productionProblems(
       config((c) => {
