@@ -283,8 +283,10 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
       identity = await credentials.verify(username, password);
     } catch (err) {
       if (err instanceof GatewayError && err.status === 401) {
+        // The attempt stays counted (throttle.check counted it before the password work).
         audit('login.failed', { user: username, clientAddress: address, reason: err.detail });
-        await throttle.failed(username, address);
+      } else {
+        await throttle.released(username, address).catch(() => undefined);
       }
       metrics.logins.inc({ provider: 'any', outcome: err instanceof GatewayError ? err.code : 'error' });
       throw err;

@@ -42,36 +42,49 @@ export class LoginThrottle {
     this.pair = mk(s.perUserAndAddress, 'pair');
     this.limiters = [
       { name: 'address', limiter: mk(s.perAddress, 'address'), key: (_u, a) => a },
-      { name: 'user+address', limiter: this.pair, key: (u, a) => `${u.toLowerCase()}|${a}` },
-      { name: 'user', limiter: mk(s.perUser, 'user'), key: (u) => u.toLowerCase() },
+      { name: 'user+address', limiter: this.pair, key: (u, a) => `${userKey(u)}|${a}` },
+      { name: 'user', limiter: mk(s.perUser, 'user'), key: (u) => userKey(u) },
     ];
   }
 
-  /** Throws 429 before any password work when a limit is reached. */
+  /**
+   * Counts the attempt before any password work, and throws 429 when a limit is reached. Counted up front, not
+   * after the check: otherwise a burst of parallel guesses all pass before the first failure is recorded. A
+   * correct login and an attempt that was no credential failure (a directory outage) give their points back.
+   */
   async check(user: string, address: string): Promise<void> {
     if (!this.enabled) return;
-    for (const { limiter, key, name } of this.limiters) {
-      const res = await limiter.get(key(user, address));
-      if (res && res.remainingPoints <= 0) {
-        throw new TooManyRequests(res.msBeforeNext / 1000, `login throttled by ${name}`);
-      }
-    }
-  }
-
-  async failed(user: string, address: string): Promise<void> {
-    if (!this.enabled) return;
-    for (const { limiter, key } of this.limiters) {
+    const taken: typeof this.limiters = [];
+    for (const l of this.limiters) {
       try {
-        await limiter.consume(key(user, address));
+        await l.limiter.consume(l.key(user, address));
+        taken.push(l);
       } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw err; // a store failure, not a limit
+        // Refused: the counts taken for this attempt go back (an address blocked for one user keeps its budget).
+        await Promise.all(taken.map((t) => t.limiter.reward(t.key(user, address), 1).catch(() => undefined)));
+        if (err instanceof RateLimiterRes) throw new TooManyRequests(err.msBeforeNext / 1000, `login throttled by ${l.name}`);
+        throw err; // a store failure, not a limit
       }
     }
   }
 
-  /** A correct login clears that pair's count (the address and user counts expire on their own). */
+  /** A correct login clears that pair's count and gives back its attempt to the address and the user. */
   async succeeded(user: string, address: string): Promise<void> {
     if (!this.enabled) return;
-    await this.pair.delete(`${user.toLowerCase()}|${address}`);
+    await Promise.all([
+      this.pair.delete(`${userKey(user)}|${address}`),
+      ...this.limiters.filter((l) => l.limiter !== this.pair).map((l) => l.limiter.reward(l.key(user, address), 1)),
+    ]);
   }
+
+  /** An attempt that failed for another reason than the credentials (directory or store down, 400): not counted. */
+  async released(user: string, address: string): Promise<void> {
+    if (!this.enabled) return;
+    await Promise.all(this.limiters.map((l) => l.limiter.reward(l.key(user, address), 1)));
+  }
+}
+
+/** One count per account however the name is typed: Unicode compatibility forms, surrounding spaces and case folded. */
+export function userKey(user: string): string {
+  return user.normalize('NFKC').trim().toLowerCase();
 }

@@ -66,4 +66,20 @@ describe('login throttling', () => {
     await new Promise((r) => setTimeout(r, Number(blocked.headers['retry-after']) * 1000 + 200));
     expect((await login(ADMIN_PASSWORD, '127.0.0.20')).status).toBe(200);
   });
+
+  it('a burst of parallel guesses gets no more password checks than the limit (attempts are counted before the check)', async () => {
+    await new Promise((r) => setTimeout(r, 2200)); // a fresh window
+    const answers = await Promise.all(Array.from({ length: 20 }, () => login('wrong', '127.0.0.30')));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(17);
+  });
+
+  it('counts one user however the name is typed (case, spaces, Unicode compatibility forms)', async () => {
+    await new Promise((r) => setTimeout(r, 2200)); // a fresh window
+    for (let i = 0; i < 3; i++) expect((await login('wrong', '127.0.0.40')).status).toBe(401);
+    for (const variant of [' ADMIN ', 'Admin', '\uFF41\uFF44\uFF4D\uFF49\uFF4E']) {
+      expect((await login('wrong', '127.0.0.40', variant)).status, JSON.stringify(variant)).toBe(429);
+    }
+  });
 });
