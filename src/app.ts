@@ -202,6 +202,8 @@ export async function createGateway(config: Config, opts: GatewayOptions): Promi
   const graceKey = config.tokens.graceKeyFile
     ? Buffer.from(readFileSync(config.tokens.graceKeyFile, 'utf8').trim(), 'base64')
     : randomBytes(32);
+  // Else every refresh within the grace window would fail later, as a misleading 503.
+  if (graceKey.length !== 32) throw new Error(`tokens.graceKeyFile: ${config.tokens.graceKeyFile} holds ${graceKey.length} bytes; it must hold 32 (base64)`);
   const sessions = new SessionService(
     store,
     access,

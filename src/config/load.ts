@@ -24,8 +24,18 @@ const ENV_ALIASES: Record<string, string[]> = {
   MLGATE_LOG_LEVEL: ['log', 'level'],
   MLGATE_MODE: ['mode'],
 };
-// Read by main.ts itself, not config keys.
-const ENV_RESERVED = new Set(['MLGATE_CONFIG', 'MLGATE_ADMIN_PASSWORD']);
+// Read by main.ts and the CLI themselves, not config keys.
+const ENV_RESERVED = new Set(['MLGATE_CONFIG', 'MLGATE_ADMIN_PASSWORD', 'MLGATE_TOKEN', 'MLGATE_URL']);
+
+/** Variables the config names as secret sources (`…Env` keys, e.g. queryUserPasswordEnv): values, not config keys. */
+function secretEnvNames(value: Json, out = new Set<string>()): Set<string> {
+  if (value === null || typeof value !== 'object') return out;
+  for (const [k, v] of Object.entries(value)) {
+    if (k.endsWith('Env') && typeof v === 'string') out.add(v);
+    else secretEnvNames(v as Json, out);
+  }
+  return out;
+}
 
 function unwrap(schema: z.ZodType): z.ZodType {
   let s: z.ZodType = schema;
@@ -116,8 +126,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       problems.push(`${opts.file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
+  const secrets = secretEnvNames(raw);
   for (const [name, value] of Object.entries(opts.env ?? {})) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined || ENV_RESERVED.has(name)) continue;
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || ENV_RESERVED.has(name) || secrets.has(name)) continue;
     const path = envPath(name);
     if (typeof path === 'string') problems.push(path);
     else setPath(raw, path, envValue(value, path));

@@ -32,6 +32,7 @@ export const serverSchema = z
           .describe('Ask clients for a certificate: one that is sent must chain to clientCaFile (else the connection is closed); clients without one still get in.'),
         requireClientCert: z.boolean().default(false).describe('Refuse the TLS handshake of any client without a certificate that chains to clientCaFile.'),
       })
+      .strict()
       .superRefine((v, ctx) => {
         if ((v.requestClientCert || v.requireClientCert) && !v.clientCaFile) {
           ctx.addIssue({ code: 'custom', path: ['clientCaFile'], message: 'requestClientCert and requireClientCert need clientCaFile' });

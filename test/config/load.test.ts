@@ -225,4 +225,17 @@ tokens:
     const c = loadConfig({ file: file(base), env: { MLGATE_CONFIG: '/etc/mlgate.yaml', MLGATE_ADMIN_PASSWORD: 's3cret' } });
     expect(c.server.port).toBe(8000);
   });
+
+  it("the CLI's MLGATE_TOKEN and MLGATE_URL, and variables the config names as secret sources (…Env), are not config keys", () => {
+    const withSecretEnv = file(`${base}\nauth:\n  aad:\n    tenantId: 11111111-2222-3333-4444-555555555555\n    audiences: [api://mlserver]\n    clientId: 00000000-0000-0000-0000-000000000001\n    clientSecretEnv: MLGATE_AAD_SECRET\n`);
+    const c = loadConfig({ file: withSecretEnv, env: { MLGATE_AAD_SECRET: 'x', MLGATE_TOKEN: 't', MLGATE_URL: 'https://gw:8443' } });
+    expect(c.server.port).toBe(8000);
+    // Any other MLGATE_ name that is no config key is still reported.
+    expect(names(configError({ file: withSecretEnv, env: { MLGATE_AAD_SECRT: 'x' } }).problems, 'MLGATE_AAD_SECRT')).toBe(true);
+  });
+
+  it('an unknown key under server.tls is refused like any other (a typo must not turn a security setting off)', () => {
+    const err = configError({ file: file(`${base}\n`), env: { MLGATE_SERVER__TLS: '{"certFile":"a.crt","keyFile":"a.key","requireClientCerts":true}' } });
+    expect(names(err.problems, 'server.tls', /requireClientCerts/)).toBe(true);
+  });
 });

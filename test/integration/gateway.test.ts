@@ -1,5 +1,8 @@
 // The ML Server wire contract through the real gateway, real example node and real mTLS.
-import { createHash, createHmac, generateKeyPairSync } from 'node:crypto';
+import { createHash, createHmac, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT, exportJWK } from 'jose';
@@ -376,6 +379,12 @@ describe('routing and paths', () => {
     expect(r.status).toBe(400);
     expect(JSON.parse(r.body)).toMatchObject({ error: 'malformed_request' });
     expect((await request(stack, 'GET', '/mlgate/health')).status).toBe(200);
+  });
+
+  it('refuses to start with a tokens.graceKeyFile that does not hold 32 bytes, naming the file', async () => {
+    const graceKeyFile = join(mkdtempSync(join(tmpdir(), 'mlgate-grace-')), 'grace.key');
+    writeFileSync(graceKeyFile, randomBytes(16).toString('base64'));
+    await expect(startStack({ config: { tokens: { reuseGraceSeconds: 5, graceKeyFile } } })).rejects.toThrow(/graceKeyFile: .*holds 16 bytes; it must hold 32/);
   });
 
   it('answers CONNECT (a tunnel request) with a JSON 405 and forwards nothing', async () => {
