@@ -1,5 +1,7 @@
 // The single source of configuration truth: defaults, validation, and (via `describe`) the README reference.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { compileRoutes, type RouteRule } from '../policy/routes.ts';
 
 const seconds = (def: number, what: string) => z.number().int().positive().default(def).describe(what);
 const ms = (def: number, what: string) => z.number().int().positive().default(def).describe(what);
@@ -499,7 +501,22 @@ export const policySchema = z
       .default([])
       .describe('Operator-added route rules, matched before the built-in ML Server table.'),
   })
-  .strict();
+  .strict()
+  .superRefine((v, ctx) => {
+    // What the gateway does with the rules at start (patterns, ids, ownership inheritance), so check-config says it too.
+    try {
+      compileRoutes(v.extraRoutes as RouteRule[]);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['extraRoutes'], message: err instanceof Error ? err.message : String(err) });
+    }
+  });
+
+/** An IPv4 or IPv6 network in CIDR form whose prefix fits its family. */
+function isCidr(value: string): boolean {
+  const [net = '', bits = '', extra] = value.split('/');
+  const family = isIP(net);
+  return extra === undefined && family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 export const configSchema = z
   .object({
@@ -527,7 +544,7 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(true).describe('Serve Prometheus metrics at GET /mlgate/metrics.'),
         allowFrom: z
-          .array(z.string().regex(/^[0-9a-fA-F:.]+\/\d{1,3}$/, 'a CIDR such as 10.0.0.0/8'))
+          .array(z.string().refine(isCidr, 'a CIDR such as 10.0.0.0/8 or fd00::/8 (an address and a prefix length that fits it)'))
           .default(['127.0.0.0/8', '::1/128'])
           .describe('Client networks (CIDR) allowed to read the metrics on the main port; others get 403.'),
         port: z.number().int().min(1).max(65535).optional().describe('Also serve GET /mlgate/metrics on this separate plain-HTTP port (for a scraper on a private network); absent = main port only.'),

@@ -234,6 +234,14 @@ tokens:
     expect(names(configError({ file: withSecretEnv, env: { MLGATE_AAD_SECRT: 'x' } }).problems, 'MLGATE_AAD_SECRT')).toBe(true);
   });
 
+  it('what the start would refuse is a config problem too, listed together: a CIDR prefix too long for its family, a bad route rule', () => {
+    const err = configError({
+      file: file(`${base}\nmetrics:\n  allowFrom: ['10.0.0.0/99', '10.0.0.0/8', 'fd00::/129', 'fd00::/8']\npolicy:\n  extraRoutes:\n    - { id: 'bad id', methods: [GET], pattern: /x, roles: [] }\n`),
+    });
+    expect(err.problems.filter((p) => p.startsWith('metrics.allowFrom.')).map((p) => p.split(':')[0])).toEqual(['metrics.allowFrom.0', 'metrics.allowFrom.2']);
+    expect(names(err.problems, 'policy.extraRoutes', /bad id/)).toBe(true);
+  });
+
   it('an unknown key under server.tls is refused like any other (a typo must not turn a security setting off)', () => {
     const err = configError({ file: file(`${base}\n`), env: { MLGATE_SERVER__TLS: '{"certFile":"a.crt","keyFile":"a.key","requireClientCerts":true}' } });
     expect(names(err.problems, 'server.tls', /requireClientCerts/)).toBe(true);
