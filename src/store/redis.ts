@@ -113,14 +113,20 @@ export class RedisTokenStore implements TokenStore {
   static async connect(opts: RedisStoreOptions, timings: StoreTimings): Promise<RedisTokenStore> {
     const client = createClient(opts, { lazyConnect: true, scripts: true });
     const log = opts.log;
-    client.on('error', (err: Error) => log?.('debug', 'redis connection error', { err: err.message }));
+    // The last connection error says why (WRONGPASS, ECONNREFUSED, a TLS refusal): the start's error names it.
+    let lastError: string | undefined;
+    client.on('error', (err: Error) => {
+      lastError = err.message;
+      log?.('debug', 'redis connection error', { err: err.message });
+    });
     client.on('ready', () => log?.('info', 'redis ready', { mode: opts.mode }));
     client.on('close', () => log?.('debug', 'redis connection closed'));
     try {
       await withTimeout(client.connect(), (opts.connectTimeoutMs ?? 2_000) * 3, 'connect to redis');
     } catch (err) {
       client.disconnect();
-      throw new RedisStoreError(`cannot connect to redis: ${errText(err)}`, { cause: err });
+      const why = lastError !== undefined && !errText(err).includes(lastError) ? ` (${lastError})` : '';
+      throw new RedisStoreError(`cannot connect to redis: ${errText(err)}${why}`, { cause: err });
     }
     // From now on a command sent while Redis is unreachable fails at once (-> 503) instead of waiting in a queue.
     client.options.enableOfflineQueue = false;

@@ -358,7 +358,7 @@ describe('RedisTokenStore over TLS with an ACL user', () => {
     } finally {
       await store.close();
     }
-    await expect(RedisTokenStore.connect({ ...base, password: 'wrong', connectTimeoutMs: 500 }, TIMINGS)).rejects.toThrow();
+    await expect(RedisTokenStore.connect({ ...base, password: 'wrong', connectTimeoutMs: 500 }, TIMINGS)).rejects.toThrow(/WRONGPASS/);
     // a plain client without TLS gets nowhere either
     const plain = new Redis({ port: tlsPort, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 500 });
     plain.on('error', () => {});
