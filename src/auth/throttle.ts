@@ -84,7 +84,11 @@ export class LoginThrottle {
   }
 }
 
-/** One count per account however the name is typed: Unicode compatibility forms, surrounding spaces and case folded. */
+/**
+ * One count per account however the name is typed, as a directory's case-insensitive matching sees it: Unicode
+ * compatibility forms and accents (a dotted capital I is an i), runs of spaces, surrounding spaces and case folded.
+ * Folding too much only makes look-alike names share a count, which errs on the safe side.
+ */
 export function userKey(user: string): string {
-  return user.normalize('NFKC').trim().toLowerCase();
+  return user.normalize('NFKD').replace(/\p{M}/gu, '').replace(/\s+/gu, ' ').trim().toLowerCase();
 }
