@@ -79,6 +79,12 @@ const GRAPH_MAX_PAGES = 20;
 const UNKNOWN_USER = new Set([50034]);
 /** OAuth error codes of the password grant that are about the user (wrong password, locked, MFA needed, ...). */
 const USER_ERRORS = new Set(['invalid_grant', 'interaction_required']);
+/**
+ * AADSTS codes Azure AD sends with invalid_grant that are about mlgate's app registration, not the user: consent
+ * missing (65001), required permissions not configured (65005), app or resource not found (700016, 500011), the
+ * client secret (7000215, 7000222, 7000218), tenant not found (90002). 503, never a 401 that counts against the user.
+ */
+const CONFIGURATION_ERRORS = new Set([65001, 65005, 700016, 500011, 7000215, 7000222, 7000218, 90002]);
 
 /** The tenant's keys cannot be fetched and none that is cached matches: 503, never 401. */
 class KeysUnavailable extends Error {
@@ -347,7 +353,7 @@ export class AadProvider implements CredentialProvider {
     const error = str(body?.error);
     if (answer.status === 400 || answer.status === 401) {
       if (code !== undefined && UNKNOWN_USER.has(code)) return null;
-      if (error && USER_ERRORS.has(error)) {
+      if (error && USER_ERRORS.has(error) && !(code !== undefined && CONFIGURATION_ERRORS.has(code))) {
         const description = firstLine(str(body?.error_description) ?? '');
         const shown = code !== undefined ? `AADSTS${code}` : error;
         throw new InvalidCredentials(

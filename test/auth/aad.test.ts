@@ -279,6 +279,13 @@ describe('password login (resource-owner password grant)', () => {
     await expect(provider({ clientSecret: 'wrong' }).verify(alice.upn, AAD_PASSWORD, now())).rejects.toBeInstanceOf(DirectoryUnavailable);
   });
 
+  it('consent missing for the web app (invalid_grant AADSTS65001) is the configuration, not the user: 503', async () => {
+    aad.addUser({ upn: 'noconsent@contoso.test', name: 'N', groups: [], consentMissing: true });
+    const err = await provider().verify('noconsent@contoso.test', AAD_PASSWORD, now()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DirectoryUnavailable);
+    expect((err as DirectoryUnavailable).detail).toMatch(/AADSTS65001/);
+  });
+
   it('off unless passwordLogin', async () => {
     expect(await provider({ passwordLogin: false }).verify(alice.upn, AAD_PASSWORD, now())).toBeNull();
   });

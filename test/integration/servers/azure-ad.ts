@@ -52,6 +52,8 @@ export interface AadUser {
   enabled?: boolean;
   /** Sign-in needs MFA (the password grant answers AADSTS50076). */
   mfa?: boolean;
+  /** Nobody consented to the web app for this user (the password grant answers invalid_grant AADSTS65001). */
+  consentMissing?: boolean;
   /** ISO times Graph reports. */
   lastPasswordChangeDateTime?: string;
   signInSessionsValidFromDateTime?: string;
@@ -242,6 +244,7 @@ export async function startAzureAd(opts: { tenantId?: string } = {}): Promise<Az
     if (!user) set(aadsts(50034, `The user account {EUII Hidden} does not exist in the ${tid} directory. To sign into this application, the account must be added to the directory.`));
     else if (user.enabled === false) set(aadsts(50057, 'The user account is disabled.'));
     else if (body.password !== user.password) set(aadsts(50126, 'Error validating credentials due to invalid username or password.'));
+    else if (user.consentMissing) set(aadsts(65001, `The user or administrator has not consented to use the application with ID '${AAD_WEB_APP}'. Send an interactive authorization request for this user and resource.`));
     else if (user.mfa) set(aadsts(50076, "Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '" + AAD_WEB_APP + "'.", 'interaction_required'));
   });
 
