@@ -276,6 +276,9 @@ export class AadProvider implements CredentialProvider {
     if (!oid || !GUID.test(oid)) reject('oid is not an object id');
     // Access tokens name the client application (v1 appid, v2 azp); ID tokens do not.
     if (!str(p.azp) && !str(p.appid)) reject('not an access token (no azp/appid claim)');
+    // Only delegated tokens (a user signed in; they carry scp) act as a user. A client-credentials token of any app
+    // in the tenant has no scp (and idtyp app): it would otherwise get the implicit role of a user with no group.
+    if (str(p.idtyp) === 'app' || !str(p.scp)) reject('an app-only token (no scp claim): only tokens of a signed-in user are accepted');
     const iat = p.iat as number;
     const exp = p.exp as number;
     if (exp - iat > this.opts.maxTokenLifetimeSeconds) {

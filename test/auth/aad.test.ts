@@ -117,6 +117,8 @@ describe('bearer tokens', () => {
     ['no tid', () => ({ tid: undefined }), /missing required "tid"/],
     ['no oid', () => ({ oid: undefined }), /missing required "oid"/],
     ['an ID token (no azp/appid)', () => ({ azp: undefined, scp: undefined }), /not an access token/],
+    ['an app-only token (client credentials: idtyp app, no scp)', () => ({ scp: undefined, idtyp: 'app', roles: ['MLServer.Owner'] }), /app-only token/],
+    ['a token without scp', () => ({ scp: undefined }), /app-only token/],
     ['a lifetime above maxTokenLifetimeSeconds', () => ({ exp: sec() + 3 * 86_400 }), /exceeds auth.aad.maxTokenLifetimeSeconds/],
   ])('refused: %s', async (_name, claims, why) => {
     expect((await refused(p.verifyBearer(await aad.token(alice, claims()), now()))).detail).toMatch(why);
