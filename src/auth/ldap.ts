@@ -179,6 +179,8 @@ export function disabledReason(entry: Entry, now: number, strict: boolean): stri
   if (strict && locked) return 'account locked (pwdAccountLockedTime)';
   const lockout = first(entry, 'lockoutTime');
   if (strict && lockout && lockout !== '0') return 'account locked out (AD lockoutTime)';
+  // OpenLDAP lets such a user bind, then allows nothing but a password change (AD refuses the bind itself).
+  if (first(entry, 'pwdReset')?.toUpperCase() === 'TRUE') return 'the password must be changed first (ppolicy pwdReset after an administrator reset)';
   return undefined;
 }
 
@@ -270,6 +272,7 @@ export class LdapProvider implements CredentialProvider {
         'pwdLastSet',
         'pwdChangedTime',
         'pwdAccountLockedTime',
+        'pwdReset',
       ]),
     ];
   }

@@ -438,6 +438,17 @@ describe('revalidate (refresh)', () => {
     expect(e.detail).toMatch(/password changed after the login/);
   });
 
+  it('a password an administrator reset (ppolicy pwdReset: must be changed first): login 401, refresh ends the session', async () => {
+    const p = provider();
+    const dn = await addUser('nina');
+    const id = await login(p, 'nina');
+    await slapd.asAdmin((c) => c.modify(dn, new Change({ operation: 'add', modification: new Attribute({ type: 'pwdReset', values: ['TRUE'] }) })));
+    const atLogin = await caught(p.verify('nina', LDAP_USER_PASSWORD, Date.now()));
+    expect(atLogin).toBeInstanceOf(InvalidCredentials);
+    expect(atLogin.detail).toMatch(/pwdReset/);
+    expect(await caught(p.revalidate(id, Date.now()))).toBeInstanceOf(InvalidRefreshToken);
+  });
+
   it('group removed -> groups re-read', async () => {
     const p = provider();
     const dn = await addUser('kate', ['groupA', 'mlgate-owners']);
@@ -594,6 +605,8 @@ describe('helpers', () => {
     expect(disabledReason({ dn: 'x', pwdAccountLockedTime: '20251231000000Z' }, now, false)).toBeUndefined(); // the bind decides
     expect(disabledReason({ dn: 'x', pwdAccountLockedTime: '20251231000000Z' }, now, true)).toMatch(/locked/);
     expect(disabledReason({ dn: 'x', lockoutTime: '134000000000000000' }, now, true)).toMatch(/lockoutTime/);
+    expect(disabledReason({ dn: 'x', pwdReset: 'TRUE' }, now, false)).toMatch(/pwdReset/);
+    expect(disabledReason({ dn: 'x', pwdReset: 'FALSE' }, now, false)).toBeUndefined();
     expect(passwordChangedAt({ dn: 'x', pwdLastSet: '0' })).toBe(Number.POSITIVE_INFINITY);
     expect(passwordChangedAt({ dn: 'x', pwdLastSet: String(116444736000000000n + BigInt(now) * 10_000n) })).toBe(now);
     expect(passwordChangedAt({ dn: 'x', pwdChangedTime: '20260101000000Z' })).toBe(now);
