@@ -386,6 +386,7 @@ export class LdapProvider implements CredentialProvider {
     try {
       client = await this.openBound(dn, password);
     } catch (err) {
+      if (err instanceof DirectoryUnavailable) throw err;
       if (err instanceof ResultCodeError && USER_REFUSED.has(err.code)) {
         const ad = adBindReason(err.message);
         throw new InvalidCredentials(`ldap: bind as ${dn} refused: ${err.name}${ad ? ` (${ad})` : ''}`);
@@ -494,7 +495,14 @@ export class LdapProvider implements CredentialProvider {
   private async openBound(dn: string, password: string): Promise<Client> {
     const client = this.newClient();
     const steps = async () => {
-      if (this.o.startTLS) await client.startTLS(this.tlsOptions());
+      if (this.o.startTLS) {
+        try {
+          await client.startTLS(this.tlsOptions());
+        } catch (err) {
+          // Refused before any bind was sent: the directory's doing, never the user's password (503, not 401).
+          throw new DirectoryUnavailable(`ldap ${this.where}: StartTLS refused: ${describe(err)}`);
+        }
+      }
       await client.bind(dn, password);
     };
     try {

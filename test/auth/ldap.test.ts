@@ -320,6 +320,45 @@ describe('TLS', () => {
     expect(lines(mark, /STARTTLS/).length).toBeGreaterThanOrEqual(2);
   });
 
+  it('StartTLS refused on the user connection (no bind sent yet) is 503, never 401', async () => {
+    // A relay that passes the service connection through and answers the user connection's StartTLS with
+    // unwillingToPerform (53), a code that on a bind would mean the user is refused.
+    let connections = 0;
+    const relay = createServer((inbound) => {
+      const mine = ++connections;
+      const out = connect(slapd.port, '127.0.0.1');
+      let first = true;
+      inbound.on('data', (b: Buffer) => {
+        // The first message of the second connection is its StartTLS ExtendedRequest: answer it, refused.
+        if (first && mine === 2 && b[0] === 0x30) {
+          first = false;
+          const idAt = (b[1]! & 0x80 ? 2 + (b[1]! & 0x7f) : 2);
+          const id = b.subarray(idAt + 2, idAt + 2 + b[idAt + 1]!);
+          const result = Buffer.from([0x0a, 0x01, 53, 0x04, 0x00, 0x04, 0x00]);
+          const msg = Buffer.concat([Buffer.from([0x02, id.length]), id, Buffer.from([0x78, result.length]), result]);
+          inbound.write(Buffer.concat([Buffer.from([0x30, msg.length]), msg]));
+          return;
+        }
+        first = false;
+        out.write(b);
+      });
+      out.on('data', (b: Buffer) => inbound.write(b));
+      const end = () => (inbound.destroy(), out.destroy());
+      inbound.on('error', end).on('close', end);
+      out.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    try {
+      const p = provider({ port: (relay.address() as AddressInfo).port, startTLS: true, ca: ca() });
+      const e = await caught(p.verify('alice', LDAP_USER_PASSWORD, 1));
+      expect(connections).toBe(2);
+      expect(e).toBeInstanceOf(DirectoryUnavailable);
+      expect(e.detail).toMatch(/StartTLS refused/);
+    } finally {
+      relay.close();
+    }
+  });
+
   it.each([
     ['LDAPS', { useLDAPS: true }],
     ['StartTLS', { startTLS: true }],
