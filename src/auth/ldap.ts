@@ -386,7 +386,6 @@ export class LdapProvider implements CredentialProvider {
     try {
       client = await this.openBound(dn, password);
     } catch (err) {
-      if (err instanceof DirectoryUnavailable) throw err;
       if (err instanceof ResultCodeError && USER_REFUSED.has(err.code)) {
         const ad = adBindReason(err.message);
         throw new InvalidCredentials(`ldap: bind as ${dn} refused: ${err.name}${ad ? ` (${ad})` : ''}`);
@@ -499,8 +498,10 @@ export class LdapProvider implements CredentialProvider {
         try {
           await client.startTLS(this.tlsOptions());
         } catch (err) {
-          // Refused before any bind was sent: the directory's doing, never the user's password (503, not 401).
-          throw new DirectoryUnavailable(`ldap ${this.where}: StartTLS refused: ${describe(err)}`);
+          // Refused before any bind was sent: the directory's doing, never the user's password (503, not 401). A
+          // failed handshake keeps its own error (describe() names the certificate problem).
+          if (err instanceof ResultCodeError) throw new Error(`StartTLS refused: ${describe(err)}`);
+          throw err;
         }
       }
       await client.bind(dn, password);
