@@ -31,6 +31,8 @@ class Attempt {
   readonly path: string;
   readonly connectTimeoutMs: number;
   readonly responseTimeoutMs: number;
+  /** The Host header http-proxy sets for this node (changeOrigin): tells this attempt's node request from others. */
+  readonly host: string;
   settled = false;
   answered = false;
   /** TLS is up (new connection) or a kept-alive socket was reused. */
@@ -48,6 +50,7 @@ class Attempt {
     this.path = path;
     this.connectTimeoutMs = opts.connectTimeoutMs;
     this.responseTimeoutMs = opts.responseTimeoutMs;
+    this.host = new URL(node.url).host;
   }
 
   connectedNow(): void {
@@ -64,11 +67,18 @@ class Attempt {
   }
 }
 
+/**
+ * The error a node request is destroyed with once its attempt is over (timed out, client gone): http-proxy reports
+ * it on the client request, whose attempt may by then be the retry on another node, which it must not fail.
+ */
+const ABANDONED = 'MLGATE_ABANDONED';
+const abandoned = (): Error => Object.assign(new Error('node request abandoned by mlgate'), { code: ABANDONED });
+
 /** Covers waiting for a pooled socket and the TCP + TLS handshake. */
 function onConnectTimeout(a: Attempt): void {
   if (a.connected || a.settled) return;
   a.timedOut = true;
-  a.proxyReq?.destroy();
+  a.proxyReq?.destroy(abandoned());
   a.finish(new AttemptFailure(new GatewayTimeout(`no TLS connection to ${a.node.url} within ${a.connectTimeoutMs} ms`), 'connect'));
 }
 
@@ -77,10 +87,10 @@ function onClientClose(this: Tagged<ServerResponse>): void {
   const a = this[kAttempt];
   if (!a) return;
   if (!a.settled) {
-    a.proxyReq?.destroy();
+    a.proxyReq?.destroy(abandoned());
     a.finish(new AttemptFailure(new BadGateway('the client closed the connection'), 'client'));
   } else if (!this.writableFinished) {
-    a.proxyReq?.destroy();
+    a.proxyReq?.destroy(abandoned());
   }
 }
 
@@ -228,8 +238,9 @@ export class HpmTransport implements Transport {
 
   private onProxyReq(proxyReq: Tagged<ClientRequest>, req: Tagged<IncomingMessage>): void {
     const a = req[kAttempt];
-    if (!a || a.settled) {
-      proxyReq.destroy();
+    // A node request of an earlier attempt that got its socket late (the client request now carries the retry's).
+    if (!a || a.settled || proxyReq.getHeader('host') !== a.host) {
+      proxyReq.destroy(abandoned());
       return;
     }
     if (proxyReq.path !== a.path) {
@@ -264,7 +275,7 @@ export class HpmTransport implements Transport {
 
   private onError(err: NodeJS.ErrnoException, req: Tagged<IncomingMessage>, res: ServerResponse): void {
     const a = req[kAttempt];
-    if (!a) return;
+    if (!a || err.code === ABANDONED) return;
     if (a.settled) {
       if (!a.answered || res.writableFinished) return;
       // Junk after a whole answer (the node's connection dies after it): the answer still goes out.

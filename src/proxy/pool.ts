@@ -359,6 +359,9 @@ export class UpstreamPool {
   }
 }
 
+/** What Node accepts in a status line's reason phrase (HTAB, SP, visible ASCII, obs-text). */
+const REASON_PHRASE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 /** Writes the node's answer to the client as it streams; resolves when the client response is closed. */
 function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -375,10 +378,13 @@ function deliver(answer: NodeAnswer, res: ServerResponse, requestId: string): Pr
     // One writeHead with a name/value list: no per-header setHeader calls, no header map on the response.
     const headers = responseHeaderList(answer.headers, requestId);
     try {
-      if (answer.statusMessage) res.writeHead(answer.status, answer.statusMessage, headers);
+      // A reason phrase Node would refuse (undici decodes it as UTF-8): the standard one instead.
+      if (answer.statusMessage && REASON_PHRASE.test(answer.statusMessage)) res.writeHead(answer.status, answer.statusMessage, headers);
       else res.writeHead(answer.status, headers);
     } catch (err) {
-      // A head Node refuses to write (nothing was sent yet): the client gets a 502 instead.
+      // A head Node refuses to write (nothing was sent yet): the client gets a 502 instead. Node keeps what it
+      // refused on the response; the error answer must not inherit it.
+      res.statusMessage = '';
       body.destroy();
       reject(new BadGateway(`the node's answer head cannot be relayed: ${err instanceof Error ? err.message : String(err)}`));
       return;

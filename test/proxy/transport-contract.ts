@@ -98,6 +98,10 @@ async function startTestNode(): Promise<TestNode> {
     // Answers no client can be given: a 101 to a request that asked for no upgrade, a status below 100.
     if (what === 'switch') return done(() => void req.socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
     if (what === 'status099') return done(() => void req.socket.write('HTTP/1.1 099 Weird\r\nContent-Length: 2\r\n\r\nok'));
+    // Reason phrases beyond ASCII: one latin1 byte, and UTF-8.
+    // Written raw, then the connection closed: this server's own response for the request never ends.
+    if (what === 'reason-latin1') return done(() => void req.socket.end(Buffer.concat([Buffer.from('HTTP/1.1 200 Tr'), Buffer.from([0xe8]), Buffer.from('s Bien\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')])));
+    if (what === 'reason-utf8') return done(() => void req.socket.end(Buffer.from('HTTP/1.1 200 OK \u2713\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', 'utf8')));
     // A whole answer with junk after it; an answer whose first chunk is broken.
     if (what === 'junk-after') return done(() => void req.socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA-GARBAGE\r\n\r\n'));
     if (what === 'bad-chunk') return done(() => void req.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n'));
@@ -341,6 +345,24 @@ export function transportContract(engine: Engine): void {
       const t0 = Date.now();
       expectErrorShape(await request(g, 'GET', '/t/x', { token: access_token }), 504, 'upstream_timeout');
       expect(Date.now() - t0).toBeLessThan(3000);
+    });
+
+    it('a node whose TLS handshake never completes: the GET goes to the other node, which is not blamed for it', async () => {
+      const sockets = new Set<net.Socket>();
+      const mute = net.createServer((c) => void sockets.add(c));
+      await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+      tracked.push({ close: () => void (sockets.forEach((c) => c.destroy()), mute.close()) });
+      const good = await testNode();
+      const g = await gw({ nodes: [{ url: `https://127.0.0.1:${(mute.address() as net.AddressInfo).port}` }, { url: good.url }], connectTimeoutMs: 300, ejectAfterFailures: 100 });
+      const { access_token } = await loginAdmin(g);
+      for (let i = 0; i < 4; i++) {
+        const r = await send(g, 'GET', `/t/round-${i}`, { token: access_token, timeoutMs: 5_000 });
+        expect(r.status, `round ${i}: ${r.text}`).toBe(200);
+      }
+      const [muted, healthy] = g.gateway.upstream.status();
+      expect(muted!.failures).toBeGreaterThanOrEqual(1);
+      expect(healthy!.failures).toBe(0);
+      await waitFor('nothing in flight', idle(g), 5000);
     });
 
     it('upstream down (connection refused): 503 upstream_unavailable', async () => {
@@ -598,6 +620,17 @@ export function transportContract(engine: Engine): void {
       expect(broken.status === 502 || !broken.complete, `${broken.status} ${broken.text}`).toBe(true);
       if (engine === 'hpm') expect(broken.status).toBe(502); // the head is not yet relayed when the chunk breaks
       await waitFor('nothing in flight', idle(g), 5000);
+    });
+
+    it('a reason phrase beyond ASCII (latin1 or UTF-8) is relayed or replaced, never a crash', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url });
+      const { access_token } = await loginAdmin(g);
+      for (const what of ['reason-latin1', 'reason-utf8']) {
+        const r = await send(g, 'GET', `/t/${what}`, { token: access_token, timeoutMs: 5_000 });
+        expect([r.status, r.text], `${what}: ${r.error ?? ''}`).toEqual([200, 'ok']);
+      }
+      expect((await send(g, 'GET', '/t/after', { token: access_token })).status).toBe(200);
     });
 
     it('health probes go on after a probe got a 101 (none waits forever)', async () => {
