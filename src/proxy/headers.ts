@@ -113,9 +113,11 @@ export function responseHeaderList(headers: IncomingHttpHeaders, requestId: stri
 /** Names not to copy from a node's answer to the client: hop-by-hop, and those the node listed in Connection. */
 export function droppedResponseHeaders(headers: IncomingHttpHeaders): Set<string> {
   const out = new Set(RESPONSE_HOP_BY_HOP);
-  const conn = headers.connection;
-  if (typeof conn === 'string') {
-    for (const token of conn.split(',')) {
+  // Several Connection lines arrive as an array from undici (Node's parser joins them): every one counts.
+  const conn: unknown = headers.connection;
+  const text = Array.isArray(conn) ? conn.join(',') : conn;
+  if (typeof text === 'string') {
+    for (const token of text.split(',')) {
       const name = token.trim().toLowerCase();
       if (name) out.add(name);
     }

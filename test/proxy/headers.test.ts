@@ -83,6 +83,13 @@ describe('the engines apply the same hygiene', () => {
   });
 });
 
+describe('the answer headers the client gets, with Connection on several lines', () => {
+  it('drops what any Connection line names (undici gives them as an array)', () => {
+    const node = { connection: ['keep-alive', 'x-secret'], 'x-secret': 'leaked', 'content-type': 'text/plain' } as unknown as IncomingHttpHeaders;
+    expect(responseHeaderList(node, 'rid-1')).toEqual(['content-type', 'text/plain', 'x-request-id', 'rid-1']);
+  });
+});
+
 describe('the answer headers the client gets', () => {
   it('as one name/value list: hop-by-hop and Connection-listed names dropped, duplicates kept, the node X-Request-Id replaced', () => {
     const list = responseHeaderList(
