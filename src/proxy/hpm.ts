@@ -134,15 +134,17 @@ export class HpmTransport implements Transport {
     this.opts = opts;
   }
 
-  private agent(origin: string, servername: string): https.Agent {
-    const key = `${origin}|${servername}`;
+  /** `control`: probes and service-account logins get sockets of their own, never queued behind client traffic. */
+  private agent(origin: string, servername: string, control = false): https.Agent {
+    const key = `${origin}|${servername}${control ? '|control' : ''}`;
     let agent = this.agents.get(key);
     if (!agent) {
       this.secureContext ??= tls.createSecureContext({ ca: this.opts.ca, cert: this.opts.cert, key: this.opts.key, minVersion: 'TLSv1.2' });
+      const sockets = control ? 2 : this.opts.maxSockets;
       agent = new https.Agent({
         keepAlive: true,
-        maxSockets: this.opts.maxSockets,
-        maxFreeSockets: this.opts.maxSockets,
+        maxSockets: sockets,
+        maxFreeSockets: sockets,
         // Idle sockets are closed before the node closes them (keep below its keep-alive timeout).
         timeout: this.opts.idleSocketTimeoutMs,
         scheduling: 'lifo',
@@ -300,7 +302,8 @@ export class HpmTransport implements Transport {
   }
 
   request(url: URL, opts: SmallRequest): Promise<SmallAnswer> {
-    const agent = this.agent(url.origin, opts.servername);
+    // A busy node is not a dead one: a probe waiting for a socket that client requests hold would time out.
+    const agent = this.agent(url.origin, opts.servername, true);
     const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
     if (opts.body !== undefined) {
       headers['content-type'] ??= 'application/json';

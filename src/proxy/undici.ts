@@ -263,13 +263,14 @@ export class UndiciTransport implements Transport {
     this.opts = opts;
   }
 
-  private pool(origin: string, servername: string): Pool {
-    const key = `${origin}|${servername}`;
+  /** `control`: probes and service-account logins get connections of their own, never queued behind client traffic. */
+  private pool(origin: string, servername: string, control = false): Pool {
+    const key = `${origin}|${servername}${control ? '|control' : ''}`;
     let pool = this.pools.get(key);
     if (!pool) {
       const o = this.opts;
       pool = new Pool(origin, {
-        connections: o.maxSockets,
+        connections: control ? 2 : o.maxSockets,
         pipelining: 1,
         // HTTP/1.1 like the other engine and nginx: the node's hop-by-hop semantics stay the same.
         allowH2: false,
@@ -339,7 +340,8 @@ export class UndiciTransport implements Transport {
   }
 
   async request(url: URL, opts: SmallRequest): Promise<SmallAnswer> {
-    const pool = this.pool(url.origin, opts.servername);
+    // A busy node is not a dead one: a probe waiting for a connection that client requests hold would time out.
+    const pool = this.pool(url.origin, opts.servername, true);
     const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
     if (opts.body !== undefined) headers['content-type'] ??= 'application/json';
     const signal = AbortSignal.timeout(opts.timeoutMs);

@@ -644,6 +644,19 @@ export function transportContract(engine: Engine): void {
   });
 
   describe('health checks through the engine', () => {
+    it('a node whose every connection is busy with slow client requests stays healthy (probes do not queue behind them)', async () => {
+      const node = await testNode();
+      const g = await gw({ url: node.url, maxSockets: 2, responseTimeoutMs: 10_000, healthCheck: { enabled: true, intervalMs: 100, timeoutMs: 300, unhealthyAfter: 1, healthyAfter: 1 } });
+      const { access_token } = await loginAdmin(g);
+      const slow = [send(g, 'GET', '/t/slow', { token: access_token, timeoutMs: 2_500 }), send(g, 'GET', '/t/slow', { token: access_token, timeoutMs: 2_500 })];
+      await waitFor('both connections busy', () => node.seen.filter((x) => x.url === '/t/slow').length === 2, 5000);
+      const probesBefore = node.seen.filter((x) => x.url === '/status').length;
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(node.seen.filter((x) => x.url === '/status').length).toBeGreaterThan(probesBefore);
+      expect(g.gateway.upstream.status()[0]!.healthy).toBe(true);
+      await Promise.all(slow);
+    });
+
     it('probe a live node (round trip recorded) and take a closed one out', async () => {
       const [a, b] = [await testNode(), await testNode()];
       const g = await gw({ nodes: [{ url: a.url }, { url: b.url }], healthCheck: { enabled: true, intervalMs: 100, timeoutMs: 1000, unhealthyAfter: 2, healthyAfter: 1 } });
