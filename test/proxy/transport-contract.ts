@@ -595,10 +595,15 @@ export function transportContract(engine: Engine): void {
   });
 
   describe('answers no client can be given', () => {
-    it('a 101 to a plain request, or a status below 100: 502 JSON, nothing left in flight, the node still used', async () => {
+    /** A test node behind a gateway of this engine, and an admin token. */
+    async function oneNode(): Promise<{ g: Gw; token: string }> {
       const node = await testNode();
       const g = await gw({ url: node.url });
-      const { access_token } = await loginAdmin(g);
+      return { g, token: (await loginAdmin(g)).access_token };
+    }
+
+    it('a 101 to a plain request, or a status below 100: 502 JSON, nothing left in flight, the node still used', async () => {
+      const { g, token: access_token } = await oneNode();
       for (const what of ['switch', 'status099']) {
         const r = await send(g, 'GET', `/t/${what}`, { token: access_token, timeoutMs: 5_000 });
         expect(r.status, `${what}: ${r.error ?? r.text}`).toBe(502);
@@ -609,9 +614,7 @@ export function transportContract(engine: Engine): void {
     });
 
     it('a whole answer followed by junk is delivered; a broken answer is never presented as complete', async () => {
-      const node = await testNode();
-      const g = await gw({ url: node.url });
-      const { access_token } = await loginAdmin(g);
+      const { g, token: access_token } = await oneNode();
       const whole = await send(g, 'GET', '/t/junk-after', { token: access_token, timeoutMs: 5_000 });
       expect(whole.status, whole.error).toBe(200);
       expect(whole.complete).toBe(true);
@@ -623,9 +626,7 @@ export function transportContract(engine: Engine): void {
     });
 
     it('a reason phrase beyond ASCII (latin1 or UTF-8) is relayed or replaced, never a crash', async () => {
-      const node = await testNode();
-      const g = await gw({ url: node.url });
-      const { access_token } = await loginAdmin(g);
+      const { g, token: access_token } = await oneNode();
       for (const what of ['reason-latin1', 'reason-utf8']) {
         const r = await send(g, 'GET', `/t/${what}`, { token: access_token, timeoutMs: 5_000 });
         expect([r.status, r.text], `${what}: ${r.error ?? ''}`).toEqual([200, 'ok']);
